@@ -1,0 +1,14 @@
+//! # dmsg
+//!
+//! A Rust implementation of DragonFly BSD's `libdmsg`, the cluster messaging
+//! library of the HAMMER2 file system.
+//!
+//! Layers, bottom up:
+//! - [`wire`]: bytes on the wire (headers, bodies, CRCs, framing).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
+
+pub mod wire;

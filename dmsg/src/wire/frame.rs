@@ -1,0 +1,504 @@
+//! Framing (WIRE.md §1): a message is an extended header of `H` bytes (a
+//! multiple of 64, 64..=2048) followed by its aux data padded with zeros to a
+//! multiple of 64. [`Encoder`] writes that, [`Decoder`] reads it back with
+//! every receiver check of §1.
+
+use super::crc::{aux_crc, crc32c};
+use super::header::{Header, HDR_CRC_OFFSET, HEADER_SIZE};
+use super::{cmd, doalign, pad_len, ALIGN, AUX_MAX, HDR_MAX, MAGIC, MAGIC_REV};
+use std::fmt;
+
+/// One message: the core header, the rest of the extended header, and the
+/// aux data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The core header. On decode: as received. On encode, `magic`, `salt`,
+    /// `aux_bytes` and `hdr_crc` are filled in by the encoder, and `aux_crc`
+    /// when it is 0 and there is aux data.
+    pub hdr: Header,
+    /// The extended header past the 64-byte core: exactly `H - 64` bytes,
+    /// where `H` comes from the size bits of `hdr.cmd`.
+    pub ext: Vec<u8>,
+    /// The aux data, exactly `aux_bytes` long (no padding).
+    pub aux: Vec<u8>,
+}
+
+impl Message {
+    /// A message with command `cmd` and a zeroed extended header of the size
+    /// `cmd` announces (clamped to the legal range).
+    pub fn new(cmd: u32) -> Message {
+        let h = cmd::header_size(cmd).clamp(HEADER_SIZE, HDR_MAX);
+        Message {
+            hdr: Header {
+                cmd,
+                ..Header::default()
+            },
+            ext: vec![0; h - HEADER_SIZE],
+            aux: Vec::new(),
+        }
+    }
+
+    /// Total encoded size: `H + DOALIGN(aux)`.
+    pub fn wire_size(&self) -> usize {
+        HEADER_SIZE + self.ext.len() + doalign(self.aux.len())
+    }
+}
+
+/// Why a frame was refused by the decoder. Every one of these is terminal
+/// for the stream: the link is closed with this reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Magic is neither 0x4832 nor 0x3248 (`DMSG_IOQ_ERROR_SYNC`).
+    BadMagic(u16),
+    /// The peer is of the opposite byte order (magic 0x3248). We refuse such
+    /// peers: the original swaps only the core header and leaves every body
+    /// in the wrong order, so nothing past the header could be trusted.
+    OppositeEndian,
+    /// `H` is outside 64..=2048 (`DMSG_IOQ_ERROR_FIELD`).
+    HeaderSize(usize),
+    /// Aligned aux data is over 65536 bytes (`DMSG_IOQ_ERROR_FIELD`).
+    AuxTooLarge(u32),
+    /// Header CRC mismatch (`DMSG_IOQ_ERROR_XCRC`).
+    HeaderCrc {
+        /// The CRC carried in the header.
+        carried: u32,
+        /// The CRC computed over the received bytes.
+        computed: u32,
+    },
+    /// Aux data CRC mismatch (`DMSG_IOQ_ERROR_ACRC`).
+    AuxCrc {
+        /// The CRC carried in the header.
+        carried: u32,
+        /// The CRC computed over the received aux data.
+        computed: u32,
+    },
+    /// The salt's sequence byte is not the next one (`DMSG_IOQ_ERROR_MSGSEQ`).
+    Sequence {
+        /// The sequence byte we expected.
+        expected: u8,
+        /// The sequence byte received.
+        received: u8,
+    },
+}
+
+impl DecodeError {
+    /// The `DMSG_IOQ_ERROR_*` code the C library reports for this error.
+    pub fn ioq_error(&self) -> u32 {
+        use super::ioq_error as e;
+        match self {
+            DecodeError::BadMagic(_) | DecodeError::OppositeEndian => e::SYNC,
+            DecodeError::HeaderSize(_) | DecodeError::AuxTooLarge(_) => e::FIELD,
+            DecodeError::HeaderCrc { .. } => e::XCRC,
+            DecodeError::AuxCrc { .. } => e::ACRC,
+            DecodeError::Sequence { .. } => e::MSGSEQ,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::BadMagic(m) => write!(f, "bad magic {m:#06x}"),
+            DecodeError::OppositeEndian => {
+                write!(
+                    f,
+                    "peer is big endian (magic 0x3248), which is not supported"
+                )
+            }
+            DecodeError::HeaderSize(h) => write!(f, "header size {h} outside 64..=2048"),
+            DecodeError::AuxTooLarge(n) => write!(f, "aux data of {n} bytes exceeds 65536"),
+            DecodeError::HeaderCrc { carried, computed } => write!(
+                f,
+                "header CRC mismatch: carried {carried:#010x}, computed {computed:#010x}"
+            ),
+            DecodeError::AuxCrc { carried, computed } => write!(
+                f,
+                "aux CRC mismatch: carried {carried:#010x}, computed {computed:#010x}"
+            ),
+            DecodeError::Sequence { expected, received } => {
+                write!(f, "sequence byte {received}, expected {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a message could not be encoded (a local API misuse, never peer input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// `H` from the cmd size bits is outside 64..=2048.
+    HeaderSize(usize),
+    /// `ext` is not `H - 64` bytes long.
+    ExtLength {
+        /// `H - 64`.
+        expected: usize,
+        /// `ext.len()`.
+        actual: usize,
+    },
+    /// Aux data over 65536 bytes.
+    AuxTooLarge(usize),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::HeaderSize(h) => write!(f, "header size {h} outside 64..=2048"),
+            EncodeError::ExtLength { expected, actual } => write!(
+                f,
+                "extended header is {actual} bytes, the cmd word says {expected}"
+            ),
+            EncodeError::AuxTooLarge(n) => write!(f, "aux data of {n} bytes exceeds 65536"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Checks that `msg` can be encoded.
+pub fn validate(msg: &Message) -> Result<(), EncodeError> {
+    let h = msg.hdr.header_size();
+    if !(HEADER_SIZE..=HDR_MAX).contains(&h) {
+        return Err(EncodeError::HeaderSize(h));
+    }
+    if msg.ext.len() != h - HEADER_SIZE {
+        return Err(EncodeError::ExtLength {
+            expected: h - HEADER_SIZE,
+            actual: msg.ext.len(),
+        });
+    }
+    if msg.aux.len() > AUX_MAX {
+        return Err(EncodeError::AuxTooLarge(msg.aux.len()));
+    }
+    Ok(())
+}
+
+/// The transmit side of one direction of a link: stamps the magic, the salt
+/// with its sequence byte, `aux_bytes` and both CRCs.
+///
+/// The upper 24 bits of the salt are noise; the receiver ignores them. They
+/// come from a small generator seeded by the caller, so output is
+/// reproducible.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    seq: u8,
+    noise: u32,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder::new(0x2545_F491)
+    }
+}
+
+impl Encoder {
+    /// An encoder whose first message has sequence byte 0 and whose salt noise
+    /// is drawn from `seed`.
+    pub fn new(seed: u32) -> Encoder {
+        Encoder {
+            seq: 0,
+            noise: seed | 1,
+        }
+    }
+
+    /// The sequence byte the next message will carry.
+    pub fn next_seq(&self) -> u8 {
+        self.seq
+    }
+
+    fn next_noise(&mut self) -> u32 {
+        // xorshift32: cheap, deterministic, never zero.
+        let mut x = self.noise;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.noise = x;
+        x
+    }
+
+    /// Appends the extended header of `msg` (H bytes, CRCs filled in) to
+    /// `out` and returns the number of zero bytes that must follow the aux
+    /// data. The salt's noise bits are drawn from the encoder.
+    pub fn encode_head(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        let noise = self.next_noise() << 8;
+        self.encode_head_with_salt(msg, noise, out)
+    }
+
+    /// Like [`Encoder::encode_head`], with the salt's upper 24 bits given by
+    /// the caller (`salt_noise & !0xFF`), to reproduce captured streams.
+    pub fn encode_head_with_salt(
+        &mut self,
+        msg: &Message,
+        salt_noise: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
+        validate(msg)?;
+        let mut hdr = msg.hdr;
+        hdr.magic = MAGIC;
+        hdr.salt = (salt_noise & !0xFF) | u32::from(self.seq);
+        // Length is checked above to be at most 65536.
+        hdr.aux_bytes = msg.aux.len() as u32;
+        if !msg.aux.is_empty() && hdr.aux_crc == 0 {
+            hdr.aux_crc = aux_crc(&msg.aux);
+        }
+        hdr.hdr_crc = 0;
+        let start = out.len();
+        out.extend_from_slice(&hdr.to_bytes());
+        out.extend_from_slice(&msg.ext);
+        let crc = crc32c(out.get(start..).unwrap_or(&[]));
+        if let Some(field) = out.get_mut(start + HDR_CRC_OFFSET..start + HEADER_SIZE) {
+            field.copy_from_slice(&crc.to_le_bytes());
+        }
+        self.seq = self.seq.wrapping_add(1);
+        Ok(pad_len(msg.aux.len()))
+    }
+
+    /// Appends the whole encoded message to `out`.
+    pub fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let pad = self.encode_head(msg, out)?;
+        out.extend_from_slice(&msg.aux);
+        out.resize(out.len() + pad, 0);
+        Ok(())
+    }
+}
+
+/// Where the decoder is inside the current frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Collecting the first 64 bytes.
+    Core,
+    /// Collecting the rest of the extended header (`H` known).
+    Extended { h: usize },
+    /// Collecting `aligned` bytes of aux data.
+    Aux { aligned: usize },
+    /// A frame was refused; the stream is dead.
+    Failed(DecodeError),
+}
+
+/// The receive side of one direction of a link: an incremental decoder.
+///
+/// Feed it byte slices of any size with [`Decoder::decode`]; it returns one
+/// whole message at a time. Only a partial header is ever buffered; aux data
+/// is copied once, straight into the message.
+///
+/// ```
+/// use dmsg::wire::{cmd, Decoder, Encoder, Message};
+/// let mut bytes = Vec::new();
+/// let mut msg = Message::new(cmd::DBG_SHELL);
+/// msg.aux = b"tree\0".to_vec();
+/// Encoder::default().encode(&msg, &mut bytes).unwrap();
+///
+/// let mut dec = Decoder::new();
+/// let mut input = &bytes[..];
+/// let got = dec.decode(&mut input).unwrap().unwrap();
+/// assert_eq!(got.aux, b"tree\0");
+/// assert!(input.is_empty());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    phase: Phase,
+    head: Vec<u8>,
+    hdr: Header,
+    aux: Vec<u8>,
+    seq: u8,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+/// Moves up to `want - buf.len()` bytes from the front of `input` to `buf`;
+/// true when `buf` holds `want` bytes.
+fn fill(buf: &mut Vec<u8>, want: usize, input: &mut &[u8]) -> bool {
+    let need = want.saturating_sub(buf.len());
+    let take = need.min(input.len());
+    let (now, rest) = input.split_at(take);
+    buf.extend_from_slice(now);
+    *input = rest;
+    buf.len() >= want
+}
+
+impl Decoder {
+    /// A decoder expecting sequence byte 0 first.
+    pub fn new() -> Decoder {
+        Decoder {
+            phase: Phase::Core,
+            head: Vec::with_capacity(HDR_MAX),
+            hdr: Header::default(),
+            aux: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    /// The error that killed the stream, if one did.
+    pub fn error(&self) -> Option<DecodeError> {
+        match &self.phase {
+            Phase::Failed(e) => Some(*e),
+            _ => None,
+        }
+    }
+
+    /// True when no partial frame is buffered.
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Core && self.head.is_empty()
+    }
+
+    fn fail(&mut self, e: DecodeError) -> Result<Option<Message>, DecodeError> {
+        self.phase = Phase::Failed(e);
+        self.head = Vec::new();
+        self.aux = Vec::new();
+        Err(e)
+    }
+
+    /// Consumes bytes from the front of `input` and returns the next whole
+    /// message, `Ok(None)` when `input` ran out first (the partial frame is
+    /// kept), or the error that makes the stream unusable. After an error
+    /// every call returns the same error and consumes nothing.
+    pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Message>, DecodeError> {
+        loop {
+            match self.phase.clone() {
+                Phase::Failed(e) => return Err(e),
+                Phase::Core => {
+                    if !fill(&mut self.head, HEADER_SIZE, input) {
+                        return Ok(None);
+                    }
+                    let mut core = [0u8; HEADER_SIZE];
+                    core.copy_from_slice(self.head.get(..HEADER_SIZE).unwrap_or(&[0; HEADER_SIZE]));
+                    let hdr = Header::parse(&core);
+                    if hdr.magic == MAGIC_REV {
+                        return self.fail(DecodeError::OppositeEndian);
+                    }
+                    if hdr.magic != MAGIC {
+                        return self.fail(DecodeError::BadMagic(hdr.magic));
+                    }
+                    let h = hdr.header_size();
+                    if !(HEADER_SIZE..=HDR_MAX).contains(&h) {
+                        return self.fail(DecodeError::HeaderSize(h));
+                    }
+                    if doalign(hdr.aux_bytes as usize) > AUX_MAX {
+                        return self.fail(DecodeError::AuxTooLarge(hdr.aux_bytes));
+                    }
+                    self.hdr = hdr;
+                    self.phase = Phase::Extended { h };
+                }
+                Phase::Extended { h } => {
+                    if !fill(&mut self.head, h, input) {
+                        return Ok(None);
+                    }
+                    if let Some(field) = self.head.get_mut(HDR_CRC_OFFSET..HEADER_SIZE) {
+                        field.fill(0);
+                    }
+                    let computed = crc32c(&self.head);
+                    if computed != self.hdr.hdr_crc {
+                        return self.fail(DecodeError::HeaderCrc {
+                            carried: self.hdr.hdr_crc,
+                            computed,
+                        });
+                    }
+                    let aligned = doalign(self.hdr.aux_bytes as usize);
+                    self.aux = Vec::with_capacity(aligned);
+                    self.phase = Phase::Aux { aligned };
+                }
+                Phase::Aux { aligned } => {
+                    if !fill(&mut self.aux, aligned, input) {
+                        return Ok(None);
+                    }
+                    if aligned != 0 {
+                        let computed = crc32c(&self.aux);
+                        if computed != self.hdr.aux_crc {
+                            return self.fail(DecodeError::AuxCrc {
+                                carried: self.hdr.aux_crc,
+                                computed,
+                            });
+                        }
+                    }
+                    if self.hdr.seq() != self.seq {
+                        return self.fail(DecodeError::Sequence {
+                            expected: self.seq,
+                            received: self.hdr.seq(),
+                        });
+                    }
+                    self.seq = self.seq.wrapping_add(1);
+                    let mut aux = std::mem::take(&mut self.aux);
+                    aux.truncate(self.hdr.aux_bytes as usize);
+                    let ext = self.head.get(HEADER_SIZE..).unwrap_or(&[]).to_vec();
+                    self.head.clear();
+                    self.phase = Phase::Core;
+                    return Ok(Some(Message {
+                        hdr: self.hdr,
+                        ext,
+                        aux,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of the padding that [`Encoder::encode_head`] asks for, as a slice.
+pub fn zero_pad(len: usize) -> &'static [u8] {
+    const ZEROS: [u8; ALIGN] = [0; ALIGN];
+    ZEROS.get(..len).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(cmd: u32, aux: &[u8]) -> Message {
+        let mut m = Message::new(cmd);
+        m.hdr.msgid = 0x1234;
+        m.aux = aux.to_vec();
+        m
+    }
+
+    #[test]
+    fn encode_decode_round_trip_byte_at_a_time() {
+        let mut enc = Encoder::new(7);
+        let mut bytes = Vec::new();
+        let msgs = [
+            sample(cmd::LNK_CONN | cmd::CREATE, b""),
+            sample(cmd::DBG_SHELL, b"tree\0"),
+            sample(cmd::LNK_ERROR, &[0xAB; 65536]),
+        ];
+        for m in &msgs {
+            enc.encode(m, &mut bytes).unwrap();
+        }
+        let mut dec = Decoder::new();
+        let mut out = Vec::new();
+        for b in &bytes {
+            let mut one = std::slice::from_ref(b);
+            if let Some(m) = dec.decode(&mut one).unwrap() {
+                out.push(m);
+            }
+            assert!(one.is_empty());
+        }
+        assert_eq!(out.len(), 3);
+        for (i, (got, want)) in out.iter().zip(&msgs).enumerate() {
+            assert_eq!(got.hdr.seq(), i as u8);
+            assert_eq!(got.ext, want.ext);
+            assert_eq!(got.aux, want.aux);
+            assert_eq!(got.hdr.cmd, want.hdr.cmd);
+        }
+        assert!(dec.is_idle());
+    }
+
+    #[test]
+    fn header_crc_error_is_sticky() {
+        let mut bytes = Vec::new();
+        Encoder::default()
+            .encode(&sample(cmd::LNK_PING, b""), &mut bytes)
+            .unwrap();
+        bytes[9] ^= 1;
+        let mut dec = Decoder::new();
+        let mut input = &bytes[..];
+        let e = dec.decode(&mut input).unwrap_err();
+        assert!(matches!(e, DecodeError::HeaderCrc { .. }));
+        assert_eq!(e.ioq_error(), super::super::ioq_error::XCRC);
+        let mut more = &bytes[..];
+        assert_eq!(dec.decode(&mut more), Err(e));
+        assert_eq!(more.len(), bytes.len());
+    }
+}
