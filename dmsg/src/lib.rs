@@ -5,10 +5,15 @@
 //!
 //! Layers, bottom up:
 //! - [`wire`]: bytes on the wire (headers, bodies, CRCs, framing).
+//! - [`state`]: the transaction rules.
+//! - [`link`]: one connection, sans I/O: transactions, circuits, queues.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod crypto;
+pub mod link;
+pub mod state;
 pub mod wire;

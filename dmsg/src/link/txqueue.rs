@@ -1,0 +1,186 @@
+//! The transmit queue of a link: encoded frames waiting for the socket.
+//!
+//! Small frames are packed back to back into shared buffers, so many of
+//! them go out in one `writev` element. Aux data of [`ZERO_COPY_AUX`] bytes
+//! or more is not copied: its `Vec` is padded in place and queued as a
+//! segment of its own. Every segment is a multiple of 64 bytes, so an
+//! encrypting driver can cut the stream into 64-byte chunks anywhere.
+
+use crate::wire::{doalign, EncodeError, Encoder, Message};
+use std::collections::VecDeque;
+
+/// Aux data at least this long is queued without copying.
+pub const ZERO_COPY_AUX: usize = 4096;
+
+/// A packing buffer is closed once it holds this many bytes.
+const PACK_LIMIT: usize = 64 * 1024;
+
+/// Encoded bytes waiting to be written, in order.
+#[derive(Debug, Default)]
+pub struct TxQueue {
+    segs: VecDeque<Vec<u8>>,
+    /// Bytes of the front segment already written.
+    front_done: usize,
+    /// Unwritten bytes in all segments.
+    len: usize,
+    /// The last segment is a packing buffer that may take more frames.
+    tail_packs: bool,
+    /// Emptied packing buffers kept for reuse.
+    spare: Vec<Vec<u8>>,
+}
+
+impl TxQueue {
+    /// Unwritten bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn packing_tail(&mut self) -> &mut Vec<u8> {
+        let reuse = self.tail_packs && self.segs.back().is_some_and(|s| s.len() < PACK_LIMIT);
+        if !reuse {
+            let buf = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(PACK_LIMIT + 2048));
+            self.segs.push_back(buf);
+            self.tail_packs = true;
+        }
+        match self.segs.back_mut() {
+            Some(seg) => seg,
+            None => unreachable!("a segment was pushed above"),
+        }
+    }
+
+    /// Encodes `msg` onto the queue.
+    pub fn push(&mut self, enc: &mut Encoder, msg: Message) -> Result<(), EncodeError> {
+        let before = self.len;
+        if msg.aux.len() >= ZERO_COPY_AUX {
+            let tail = self.packing_tail();
+            let start = tail.len();
+            enc.encode_head(&msg, tail)?;
+            self.len += tail.len() - start;
+            let mut aux = msg.aux;
+            aux.resize(doalign(aux.len()), 0);
+            self.len += aux.len();
+            self.segs.push_back(aux);
+            self.tail_packs = false;
+        } else {
+            let tail = self.packing_tail();
+            let start = tail.len();
+            enc.encode(&msg, tail)?;
+            self.len += tail.len() - start;
+        }
+        debug_assert!(self.len > before);
+        Ok(())
+    }
+
+    /// The unwritten bytes, as consecutive slices.
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        let skip = self.front_done;
+        self.segs.iter().enumerate().map(move |(i, s)| {
+            if i == 0 {
+                s.get(skip..).unwrap_or(&[])
+            } else {
+                &s[..]
+            }
+        })
+    }
+
+    /// Marks `n` bytes as written.
+    pub fn consume(&mut self, mut n: usize) {
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.segs.front() else {
+                break;
+            };
+            let left = front.len() - self.front_done;
+            if n < left {
+                self.front_done += n;
+                return;
+            }
+            n -= left;
+            self.pop_front();
+        }
+        if self
+            .segs
+            .front()
+            .is_some_and(|s| s.len() == self.front_done)
+        {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.front_done = 0;
+        if let Some(mut seg) = self.segs.pop_front() {
+            if self.segs.is_empty() {
+                self.tail_packs = false;
+            }
+            if seg.capacity() >= PACK_LIMIT
+                && seg.capacity() <= 2 * PACK_LIMIT
+                && self.spare.len() < 2
+            {
+                seg.clear();
+                self.spare.push(seg);
+            }
+        }
+    }
+
+    /// Drops everything queued.
+    pub fn clear(&mut self) {
+        while !self.segs.is_empty() {
+            self.pop_front();
+        }
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{cmd, Decoder};
+
+    #[test]
+    fn packs_small_frames_and_keeps_big_aux_apart() {
+        let mut q = TxQueue::default();
+        let mut enc = Encoder::new(1);
+        let mut big = Message::new(cmd::DBG_SHELL);
+        big.aux = vec![7; 10_000];
+        q.push(&mut enc, Message::new(cmd::LNK_PING)).unwrap();
+        q.push(&mut enc, Message::new(cmd::LNK_PING)).unwrap();
+        q.push(&mut enc, big.clone()).unwrap();
+        q.push(&mut enc, Message::new(cmd::LNK_PING)).unwrap();
+        let segs: Vec<usize> = q.slices().map(<[u8]>::len).collect();
+        assert_eq!(segs, vec![192, doalign(10_000), 64]);
+        assert_eq!(q.len(), 192 + doalign(10_000) + 64);
+
+        // Write it out in odd pieces and decode what came out.
+        let mut wire = Vec::new();
+        while !q.is_empty() {
+            let piece: Vec<u8> = q
+                .slices()
+                .next()
+                .unwrap()
+                .iter()
+                .take(100)
+                .copied()
+                .collect();
+            wire.extend_from_slice(&piece);
+            q.consume(piece.len());
+        }
+        let mut dec = Decoder::new();
+        let mut input = &wire[..];
+        let mut got = Vec::new();
+        while let Some(m) = dec.decode(&mut input).unwrap() {
+            got.push(m);
+        }
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[2].aux, big.aux);
+    }
+}
