@@ -106,9 +106,91 @@ pub const fn proto(cmd: u32) -> u32 {
     cmd & PROTOS
 }
 
+/// The protocol prefix of a debug name, `"LNK_"` etc.; hex for protocols
+/// that have no name.
+fn proto_prefix(cmd: u32) -> String {
+    let name = match proto(cmd) {
+        PROTO_LNK => "LNK",
+        PROTO_DBG => "DBG",
+        PROTO_DOM => "DOM",
+        PROTO_CAC => "CAC",
+        PROTO_QRM => "QRM",
+        PROTO_BLK => "BLK",
+        PROTO_VOP => "VOP",
+        other => return format!("{:x}_", other >> 20),
+    };
+    format!("{name}_")
+}
+
+/// The name debug output gives the base command of `cmd`, as the C
+/// library's `dmsg_basecmd_str` does: `"LNK_CONN"`, `"LNK_SPAN"`,
+/// `"LNK_CIRC"`, `"DBG_SHELL"`, and for `LNK_ERROR` `"LNK_RETURN"` when
+/// `DELETE` is set, else `"LNK_RESULT"`. The whole base command counts,
+/// size bits included; one without a name prints as its protocol prefix
+/// and six hex digits of `cmd & BASECMDMASK` (e.g. `"LNK_001109"`).
+pub fn basecmd_str(cmd: u32) -> String {
+    let name = match base(cmd) {
+        LNK_PAD => "PAD",
+        LNK_PING => "PING",
+        LNK_AUTH => "AUTH",
+        LNK_CONN => "CONN",
+        LNK_SPAN => "SPAN",
+        LNK_CIRC => "CIRC",
+        LNK_VOLCONF => "VOLCONF",
+        LNK_ERROR if cmd & DELETE != 0 => "RETURN",
+        LNK_ERROR => "RESULT",
+        DBG_SHELL => "SHELL",
+        BLK_OPEN => "OPEN",
+        BLK_CLOSE => "CLOSE",
+        BLK_READ => "READ",
+        BLK_WRITE => "WRITE",
+        BLK_FLUSH => "FLUSH",
+        BLK_FREEBLKS => "FREEBLKS",
+        BLK_ERROR => "ERROR",
+        other => return format!("{}{:06x}", proto_prefix(cmd), other),
+    };
+    format!("{}{name}", proto_prefix(cmd))
+}
+
+/// The transaction flags of `cmd` as `"|CREATE|DELETE|REPLY|ABORT"` (only
+/// those set, in that order; empty when none is).
+pub fn flags_str(cmd: u32) -> String {
+    let mut s = String::new();
+    for (bit, name) in [
+        (CREATE, "|CREATE"),
+        (DELETE, "|DELETE"),
+        (REPLY, "|REPLY"),
+        (ABORT, "|ABORT"),
+    ] {
+        if cmd & bit != 0 {
+            s.push_str(name);
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_names() {
+        assert_eq!(basecmd_str(LNK_CONN | CREATE), "LNK_CONN");
+        assert_eq!(basecmd_str(LNK_SPAN | CREATE | DELETE), "LNK_SPAN");
+        assert_eq!(basecmd_str(LNK_CIRC), "LNK_CIRC");
+        assert_eq!(basecmd_str(DBG_SHELL | REPLY), "DBG_SHELL");
+        assert_eq!(basecmd_str(LNK_ERROR | REPLY | CREATE), "LNK_RESULT");
+        assert_eq!(basecmd_str(LNK_ERROR | DELETE), "LNK_RETURN");
+        assert_eq!(basecmd_str(BLK_FREEBLKS), "BLK_FREEBLKS");
+        assert_eq!(basecmd_str(LNK_CONN + 1), "LNK_001109");
+        assert_eq!(basecmd_str(0x00A0_0101 | CREATE), "a_a00101");
+        assert_eq!(
+            flags_str(LNK_ERROR | CREATE | DELETE | REPLY),
+            "|CREATE|DELETE|REPLY"
+        );
+        assert_eq!(flags_str(ABORT | LNK_PING), "|ABORT");
+        assert_eq!(flags_str(LNK_PING), "");
+    }
 
     #[test]
     fn command_values_match_the_spec_table() {

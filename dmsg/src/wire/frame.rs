@@ -201,6 +201,15 @@ impl Encoder {
         }
     }
 
+    /// An encoder whose first message has sequence byte `seq`, e.g. to
+    /// continue a captured stream.
+    pub fn with_seq(seed: u32, seq: u8) -> Encoder {
+        Encoder {
+            seq,
+            ..Encoder::new(seed)
+        }
+    }
+
     /// The sequence byte the next message will carry.
     pub fn next_seq(&self) -> u8 {
         self.seq
@@ -330,6 +339,20 @@ impl Decoder {
             aux: Vec::new(),
             seq: 0,
         }
+    }
+
+    /// A decoder expecting sequence byte `seq` first, e.g. to pick up a
+    /// captured stream in the middle.
+    pub fn with_seq(seq: u8) -> Decoder {
+        Decoder {
+            seq,
+            ..Decoder::new()
+        }
+    }
+
+    /// The sequence byte the next message must carry.
+    pub fn next_seq(&self) -> u8 {
+        self.seq
     }
 
     /// The error that killed the stream, if one did.

@@ -6,13 +6,24 @@
 //! swaps only the 64-byte core header and never the bodies, so no body from
 //! such a peer can be read correctly.
 
+pub mod body;
 pub mod cmd;
+pub mod constants;
 pub mod crc;
+mod describe;
 pub mod frame;
 pub mod header;
+pub mod label;
+pub mod uuid;
 
+pub use body::{
+    BlkError, BlkOpen, BlkRead, Body, BodyError, DbgShell, LnkAuth, LnkCirc, LnkConn, LnkSpan,
+    LnkVolconf, Media, MediaBlock, VolData,
+};
 pub use frame::{validate, zero_pad, DecodeError, Decoder, EncodeError, Encoder, Message};
 pub use header::{Header, HEADER_SIZE};
+pub use label::{Label, LabelError};
+pub use uuid::{Uuid, UuidParseError};
 
 /// `DMSG_HDR_MAGIC`.
 pub const MAGIC: u16 = 0x4832;
