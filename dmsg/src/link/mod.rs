@@ -405,6 +405,18 @@ impl Link {
         Ok(())
     }
 
+    /// Sends a relayed message exactly as given (flags, msgid, circuit and
+    /// error untouched; the salt and CRCs are made anew, a non-zero aux CRC
+    /// is kept). No transaction is looked up or created: circuits relay
+    /// without state.
+    pub fn forward(&mut self, msg: Message) -> Result<(), SendError> {
+        if self.down.is_some() {
+            return Err(SendError::LinkDown);
+        }
+        self.tx.push(&mut self.encoder, msg)?;
+        Ok(())
+    }
+
     /// Closes our direction of `id` with an `LNK_ERROR` carrying `error`
     /// (`dmsg_state_reply`). Fails with [`SendError::Closed`] if our side is
     /// closed already, so a duplicate reply never reaches the wire.
