@@ -3,6 +3,7 @@
 //! header values the spec gives, and our decoder must read them back to the
 //! same values. Every byte of every vector is covered: changing any one of
 //! them makes the decoder refuse the frame (checked byte by byte below).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use dmsg::wire::constants::{PEER_BLOCK, PEER_CLUSTER, PFSTYPE_SERVER};
 use dmsg::wire::{
