@@ -400,7 +400,9 @@ impl Decoder {
                     if !(HEADER_SIZE..=HDR_MAX).contains(&h) {
                         return self.fail(DecodeError::HeaderSize(h));
                     }
-                    if doalign(hdr.aux_bytes as usize) > AUX_MAX {
+                    // Same as DOALIGN(aux_bytes) > AUX_MAX (a multiple of
+                    // 64), without the overflow the rounding risks.
+                    if usize::try_from(hdr.aux_bytes).map_or(true, |n| n > AUX_MAX) {
                         return self.fail(DecodeError::AuxTooLarge(hdr.aux_bytes));
                     }
                     self.hdr = hdr;
