@@ -296,3 +296,63 @@ fn rewrite_literals(text: &str, literals: &HashMap<String, String>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn literal(item: &str) -> Option<String> {
+        let syn::Item::Const(c) = syn::parse_str::<syn::Item>(item).unwrap() else {
+            panic!("not a const: {item}");
+        };
+        c_literal(&c.ty, &c.expr)
+    }
+
+    #[test]
+    fn literals_keep_their_base_and_get_unsigned_suffixes() {
+        assert_eq!(
+            literal("const A: u32 = 0x8000_0000;").unwrap(),
+            "0x80000000U"
+        );
+        assert_eq!(literal("const A: u32 = 1;").unwrap(), "1U");
+        assert_eq!(literal("const A: u64 = 0xFFu64;").unwrap(), "0xFFULL");
+        assert_eq!(literal("const A: u8 = 32;").unwrap(), "32");
+        assert_eq!(literal("const A: i32 = 0x0400;").unwrap(), "0x0400");
+        assert_eq!(literal("const A: usize = 65_536;").unwrap(), "65536");
+        assert_eq!(literal("const A: u32 = B | 1;"), None);
+    }
+
+    #[test]
+    fn only_known_defines_are_rewritten() {
+        let mut map = HashMap::new();
+        map.insert("DMSGF_CREATE".to_string(), "0x80000000U".to_string());
+        let text = "#define DMSGF_CREATE 2147483648u\n#define OTHER 5\n// #define DMSGF_CREATE 1\n";
+        assert_eq!(
+            rewrite_literals(text, &map),
+            "#define DMSGF_CREATE 0x80000000U\n#define OTHER 5\n// #define DMSGF_CREATE 1\n"
+        );
+    }
+
+    /// The committed headers are what the generator makes now (the same
+    /// check as `make check-headers`, so `cargo test` catches it too).
+    #[test]
+    fn committed_headers_are_current() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::env::temp_dir().join(format!("dmsg-gen-headers-{}", std::process::id()));
+        let src = root.join("dmsg-ffi/src");
+        for spec in HEADERS {
+            write_header(spec, &src, &out).unwrap();
+        }
+        for spec in HEADERS {
+            let fresh = fs::read_to_string(out.join(spec.path)).unwrap();
+            let committed = fs::read_to_string(root.join("include").join(spec.path)).unwrap();
+            assert!(
+                fresh == committed,
+                "include/{} is stale: run `make headers`",
+                spec.path
+            );
+        }
+        fs::remove_dir_all(&out).unwrap();
+    }
+}
