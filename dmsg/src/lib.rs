@@ -7,6 +7,8 @@
 //! - [`wire`]: bytes on the wire (headers, bodies, CRCs, framing).
 //! - [`state`]: the transaction rules.
 //! - [`link`]: one connection, sans I/O: transactions, circuits, queues.
+//! - [`runtime`]: the driver that runs a link over a real fd, and the
+//!   thread-and-channel API on top of it.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
@@ -15,5 +17,6 @@
 
 pub mod crypto;
 pub mod link;
+pub mod runtime;
 pub mod state;
 pub mod wire;
