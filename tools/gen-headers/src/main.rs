@@ -77,6 +77,7 @@ const HEADERS: &[HeaderSpec] = &[
 /// Rust types that are not emitted but written as other C text.
 const RENAMED: &[(&str, &str)] = &[("Uuid", "struct uuid")];
 
+/// Verbatim C at the top of `sys/dmsg.h`: the `uuid_t` block.
 const SYS_PROLOGUE: &str = r#"/*
  * uuid_t is the BSD struct uuid (16 bytes, host byte order), which BSD
  * systems declare in <sys/uuid.h>. Elsewhere this header declares
@@ -109,6 +110,7 @@ typedef struct uuid uuid_t;
 #endif
 "#;
 
+/// Verbatim C at the end of `sys/dmsg.h`: the function-like macros.
 const SYS_EPILOGUE: &str = r#"/* Round n up to a multiple of DMSG_ALIGN. */
 #define DMSG_DOALIGN(n) (((n) + DMSG_ALIGNMASK) & ~DMSG_ALIGNMASK)
 
@@ -126,6 +128,7 @@ const SYS_EPILOGUE: &str = r#"/* Round n up to a multiple of DMSG_ALIGN. */
 #define DMSG_VOP(cmd, elm) (DMSG_PROTO_VOP | ((cmd) << 8) | DMSG_HDR_ENCODE(elm))
 "#;
 
+/// Verbatim C at the top of `dmsg.h`: the string constants.
 const LIB_PROLOGUE: &str = r#"/* Key directory, and the directory of the peers' public keys. */
 #define DMSG_DEFAULT_DIR "/etc/hammer2"
 #define DMSG_PATH_REMOTE DMSG_DEFAULT_DIR "/remote"
@@ -191,6 +194,7 @@ fn scan(
     Ok(())
 }
 
+/// Whether an item is plain `pub`.
 fn is_pub(vis: &syn::Visibility) -> bool {
     matches!(vis, syn::Visibility::Public(_))
 }
