@@ -121,7 +121,8 @@ impl fmt::Debug for Session {
 pub struct Transaction {
     id: TxnId,
     conn: Conn,
-    rx: Receiver<Message>,
+    /// In a mutex so that the handle is `Sync`: threads may share it.
+    rx: Mutex<Receiver<Message>>,
     shared: Arc<Shared>,
 }
 
@@ -202,7 +203,7 @@ impl Session {
         Ok(Transaction {
             id,
             conn: self.conn.clone(),
-            rx,
+            rx: Mutex::new(rx),
             shared: Arc::clone(&self.shared),
         })
     }
@@ -317,18 +318,18 @@ impl Transaction {
     /// DELETE, or the abort of a failed transaction or link, is returned
     /// first).
     pub fn recv(&self) -> Option<Message> {
-        self.rx.recv().ok()
+        lock(&self.rx).recv().ok()
     }
 
     /// Like [`Transaction::recv`], giving up after `timeout`;
     /// [`RecvTimeoutError::Disconnected`] means the peer's side is closed.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
-        self.rx.recv_timeout(timeout)
+        lock(&self.rx).recv_timeout(timeout)
     }
 
     /// Like [`Transaction::recv`], without waiting.
     pub fn try_recv(&self) -> Result<Message, TryRecvError> {
-        self.rx.try_recv()
+        lock(&self.rx).try_recv()
     }
 
     /// Attaches `data` to the transaction, replacing what was attached. It
@@ -389,7 +390,7 @@ impl SessionHandler {
         let txn = Transaction {
             id: t.id,
             conn: conn.clone(),
-            rx,
+            rx: Mutex::new(rx),
             shared: Arc::clone(&self.shared),
         };
         drop(self.incoming.send(Incoming::Transaction { msg, txn }));
