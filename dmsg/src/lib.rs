@@ -17,6 +17,8 @@
 
 pub mod crypto;
 pub mod link;
+pub mod lnk;
 pub mod runtime;
+pub mod sim;
 pub mod state;
 pub mod wire;
