@@ -1,0 +1,393 @@
+//! `dmsg-bench`: end-to-end figures of dmsg over a Unix socketpair, each
+//! printed with its ratio to a ceiling measured in the same run by plain
+//! `write`/`read` of frames of the same size.
+//!
+//! Run with `cargo run --release -p dmsg-bench` (about 20 seconds).
+//! `DMSG_BENCH_SECS` sets the length of each measurement (default 1.0).
+
+use dmsg::link::{Event, Link, LinkError};
+use dmsg::runtime::session::Session;
+use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
+use dmsg::state::Origin;
+use dmsg::wire::cmd::{self, CREATE, DELETE};
+use dmsg::wire::Message;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Msgid of the one-way message that ends a stream measurement.
+const MARKER: u64 = u64::MAX;
+/// Bytes per read, ours and the ceiling's.
+const READ: usize = 256 << 10;
+
+/// A measured rate.
+#[derive(Clone, Copy, Debug)]
+struct Rate {
+    /// Operations (messages, frames, round trips) per second.
+    ops: f64,
+    /// Bytes on the wire per second.
+    bytes: f64,
+}
+
+impl Rate {
+    fn new(ops: u64, bytes_each: usize, secs: f64) -> Rate {
+        let secs = secs.max(1e-9);
+        Rate {
+            ops: ops as f64 / secs,
+            bytes: (ops as f64) * (bytes_each as f64) / secs,
+        }
+    }
+}
+
+fn wire_size(aux: usize) -> usize {
+    64 + aux.div_ceil(64) * 64
+}
+
+// ----- ceilings ----------------------------------------------------------
+
+/// Frames of `frame` bytes written back to back, many per `write`, read in
+/// large chunks: the batched ceiling of a stream.
+fn raw_stream(frame: usize, dur: Duration) -> Res<Rate> {
+    let (mut a, mut b) = UnixStream::pair()?;
+    let per_write = (READ / frame).max(1);
+    let buf = vec![0x5Au8; frame * per_write];
+    let start = Instant::now();
+    let writer = thread::spawn(move || -> std::io::Result<()> {
+        while start.elapsed() < dur {
+            a.write_all(&buf)?;
+        }
+        a.shutdown(Shutdown::Write)
+    });
+    let mut rbuf = vec![0u8; READ];
+    let mut total = 0u64;
+    loop {
+        let n = b.read(&mut rbuf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    writer.join().map_err(|_| "writer panicked")??;
+    Ok(Rate::new(total / frame as u64, frame, secs))
+}
+
+/// 64-byte frames bounced between two threads, one in flight.
+fn raw_ping_pong(dur: Duration) -> Res<Rate> {
+    let (mut a, mut b) = UnixStream::pair()?;
+    let echo = thread::spawn(move || -> std::io::Result<()> {
+        let mut f = [0u8; 64];
+        loop {
+            if b.read_exact(&mut f).is_err() {
+                return Ok(());
+            }
+            b.write_all(&f)?;
+        }
+    });
+    let mut f = [7u8; 64];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..64 {
+            a.write_all(&f)?;
+            a.read_exact(&mut f)?;
+        }
+        n += 64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    a.shutdown(Shutdown::Both)?;
+    echo.join().map_err(|_| "echo panicked")??;
+    Ok(Rate::new(n, 64, secs))
+}
+
+// ----- ours ----------------------------------------------------------------
+
+struct Quiet;
+impl Handler for Quiet {}
+
+/// Counts one-way messages until the marker.
+struct Count {
+    n: u64,
+    done: Option<mpsc::Sender<(u64, Instant)>>,
+}
+
+impl Handler for Count {
+    fn event(&mut self, _: &Conn, ev: Event) {
+        if let Event::Message { msg, txn: None } = ev {
+            if msg.hdr.msgid == MARKER {
+                if let Some(d) = self.done.take() {
+                    let _ = d.send((self.n, Instant::now()));
+                }
+            } else {
+                self.n += 1;
+            }
+        }
+    }
+}
+
+fn driver<H: Handler + Send + 'static>(
+    sock: UnixStream,
+    mut h: H,
+) -> Res<(Conn, thread::JoinHandle<LinkError>)> {
+    let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
+    Ok((conn, thread::spawn(move || d.run(&mut h))))
+}
+
+/// One-way messages of `aux` bytes sent from a user thread, `per_lock` per
+/// call of `Conn::with_link`, counted by the receiving driver.
+fn ours_stream(aux: usize, per_lock: usize, dur: Duration) -> Res<Rate> {
+    let (a, b) = UnixStream::pair()?;
+    let (done_tx, done_rx) = mpsc::channel();
+    let (rx_conn, rx_thread) = driver(
+        b,
+        Count {
+            n: 0,
+            done: Some(done_tx),
+        },
+    )?;
+    let (tx_conn, tx_thread) = driver(a, Quiet)?;
+    let template = vec![0xA5u8; aux];
+    let start = Instant::now();
+    while start.elapsed() < dur {
+        for _ in 0..(1024 / per_lock).max(1) {
+            tx_conn.with_link(|l| {
+                for _ in 0..per_lock {
+                    let mut m = Message::new(cmd::DBG_SHELL);
+                    m.aux = template.clone();
+                    l.send_oneway(m)?;
+                }
+                Ok::<_, dmsg::link::SendError>(())
+            })?;
+        }
+    }
+    let mut marker = Message::new(cmd::DBG_SHELL);
+    marker.hdr.msgid = MARKER;
+    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    let (n, end) = done_rx.recv_timeout(Duration::from_secs(60))?;
+    let secs = end.duration_since(start).as_secs_f64();
+    tx_conn.shutdown();
+    rx_conn.shutdown();
+    tx_thread.join().map_err(|_| "driver panicked")?;
+    rx_thread.join().map_err(|_| "driver panicked")?;
+    Ok(Rate::new(n, wire_size(aux), secs))
+}
+
+/// Answers every transaction with a reply that closes it (the C model: the
+/// receive callback answers on the I/O thread).
+struct Responder;
+
+impl Handler for Responder {
+    fn event(&mut self, conn: &Conn, ev: Event) {
+        if let Event::Message { msg, txn: Some(t) } = ev {
+            if t.origin == Origin::Remote && msg.hdr.cmd & CREATE != 0 && !t.tx_closed() {
+                let _ = conn.with_link(|l| l.reply(t.id, 0));
+            }
+        }
+    }
+}
+
+/// Keeps `depth` single-message transactions in flight from the driver's
+/// callbacks, counting the completed ones.
+struct Initiator {
+    depth: usize,
+    done: u64,
+    outstanding: usize,
+    until: Instant,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
+impl Initiator {
+    fn open(&mut self, conn: &Conn) {
+        let ok = conn.with_link(|l| {
+            l.open(0, Message::new(cmd::LNK_PING | CREATE | DELETE))
+                .is_ok()
+        });
+        if ok {
+            self.outstanding += 1;
+        }
+    }
+}
+
+impl Handler for Initiator {
+    fn signal(&mut self, conn: &Conn) {
+        self.started = Some(Instant::now());
+        for _ in 0..self.depth {
+            self.open(conn);
+        }
+    }
+    fn event(&mut self, conn: &Conn, ev: Event) {
+        if let Event::Closed(_) = ev {
+            self.done += 1;
+            self.outstanding = self.outstanding.saturating_sub(1);
+            if Instant::now() < self.until {
+                self.open(conn);
+            } else if self.outstanding == 0 && self.finished.is_none() {
+                self.finished = Some(Instant::now());
+            }
+        }
+    }
+    fn should_stop(&mut self) -> bool {
+        self.finished.is_some()
+    }
+}
+
+/// Round trips driven from the driver's callbacks on both ends.
+fn ours_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
+    let (a, b) = UnixStream::pair()?;
+    let (_srv_conn, srv) = driver(b, Responder)?;
+    let (mut d, conn) = Driver::new(a.into(), None, Link::default(), DriverConfig::default())?;
+    let mut init = Initiator {
+        depth,
+        done: 0,
+        outstanding: 0,
+        until: Instant::now() + dur,
+        started: None,
+        finished: None,
+    };
+    conn.signal();
+    d.run(&mut init);
+    drop(d); // closes our end: the responder sees EOF
+    srv.join().map_err(|_| "driver panicked")?;
+    let (Some(s), Some(e)) = (init.started, init.finished) else {
+        return Err("round trips did not finish".into());
+    };
+    Ok(Rate::new(init.done, 64, e.duration_since(s).as_secs_f64()))
+}
+
+/// Round trips through the session API: a user thread opens a transaction
+/// and waits on its channel for the reply.
+fn session_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
+    let (a, b) = UnixStream::pair()?;
+    let (srv_conn, srv) = driver(b, Responder)?;
+    let client = Session::spawn(a)?;
+    let ping = || client.open(Message::new(cmd::LNK_PING | CREATE | DELETE));
+    let mut inflight = VecDeque::new();
+    for _ in 0..depth {
+        inflight.push_back(ping()?);
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while let Some(t) = inflight.pop_front() {
+        if t.recv().is_none() {
+            return Err("no reply".into());
+        }
+        n += 1;
+        if start.elapsed() < dur {
+            inflight.push_back(ping()?);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    srv_conn.shutdown();
+    srv.join().map_err(|_| "driver panicked")?;
+    Ok(Rate::new(n, 64, secs))
+}
+
+// ----- report --------------------------------------------------------------
+
+fn line(what: &str, r: Rate, ceiling: Rate, unit: &str, target: Option<f64>) {
+    let ratio = r.ops / ceiling.ops;
+    let verdict = match target {
+        Some(t) if ratio >= t => format!("  (target {:.0}%: met)", t * 100.0),
+        Some(t) => format!("  (target {:.0}%: NOT met)", t * 100.0),
+        None => String::new(),
+    };
+    println!(
+        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   {:>5.1}% of ceiling{verdict}",
+        r.ops,
+        r.bytes / 1e6,
+        ratio * 100.0
+    );
+}
+
+fn ceiling(what: &str, r: Rate, unit: &str) {
+    println!(
+        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   (ceiling)",
+        r.ops,
+        r.bytes / 1e6
+    );
+}
+
+fn main() -> Res<()> {
+    let secs: f64 = std::env::var("DMSG_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let dur = Duration::from_secs_f64(secs.clamp(0.05, 10.0));
+
+    println!("dmsg-bench: Unix socketpair, {secs:.1} s per figure; ratios against ceilings of this run\n");
+    println!(
+        "One-way messages (sender thread -> Conn::with_link -> driver; receiving driver counts):"
+    );
+    for (aux, target) in [(0usize, Some(0.25)), (4096, None), (65536, Some(0.50))] {
+        let frame = wire_size(aux);
+        let raw = raw_stream(frame, dur)?;
+        ceiling(
+            &format!("  raw batched write/read, {frame}-byte frames"),
+            raw,
+            "fr/s",
+        );
+        let ours = ours_stream(aux, 1, dur)?;
+        line(
+            &format!("  dmsg one-way, {aux} B aux, 1 per lock"),
+            ours,
+            raw,
+            "msg/s",
+            target,
+        );
+        let ours = ours_stream(aux, 64, dur)?;
+        line(
+            &format!("  dmsg one-way, {aux} B aux, 64 per lock"),
+            ours,
+            raw,
+            "msg/s",
+            None,
+        );
+    }
+
+    println!(
+        "\nTransaction round trips (LNK_PING CREATE|DELETE -> LNK_ERROR REPLY|CREATE|DELETE):"
+    );
+    let raw = raw_ping_pong(dur)?;
+    ceiling("  raw ping-pong, 64-byte frames", raw, "rt/s");
+    let r = ours_round_trips(1, dur)?;
+    line(
+        "  dmsg, driver callbacks, 1 in flight",
+        r,
+        raw,
+        "rt/s",
+        Some(0.80),
+    );
+    let r = ours_round_trips(64, dur)?;
+    line(
+        "  dmsg, driver callbacks, 64 in flight",
+        r,
+        raw,
+        "rt/s",
+        None,
+    );
+    let r = session_round_trips(1, dur)?;
+    line(
+        "  dmsg, Session API thread, 1 in flight",
+        r,
+        raw,
+        "rt/s",
+        None,
+    );
+    let r = session_round_trips(64, dur)?;
+    line(
+        "  dmsg, Session API thread, 64 in flight",
+        r,
+        raw,
+        "rt/s",
+        None,
+    );
+    Ok(())
+}
