@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-pub use tree::SpanRef;
+pub use tree::{NodeView, RelayView, SpanRef};
 
 /// Names one transport link (one iocom) of a node. Chosen by the caller;
 /// never reuse an id while the hub may still know it.

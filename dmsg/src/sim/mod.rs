@@ -503,32 +503,28 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         self.stats.steps += 1;
         let mut moved = false;
-        // 1. Deliver what was queued in the previous round.
-        for edge in self.edges.iter_mut().flatten() {
-            for s in 0..2 {
-                self.buf.clear();
-                let Some(from) = edge.ends.get_mut(s) else {
-                    continue;
-                };
-                for chunk in from.pending_tx() {
-                    self.buf.extend_from_slice(chunk);
-                }
-                from.consume_tx(self.buf.len());
-                if self.buf.is_empty() {
-                    continue;
-                }
-                moved = true;
-                self.stats.bytes += self.buf.len() as u64;
-                if let Some(to) = edge.ends.get_mut(1 - s) {
-                    to.receive(&self.buf);
-                }
-            }
-        }
-        // 2. Every node handles its links' events.
+        // 1. Every node takes in what its peers queued and handles the
+        //    events, link by link (one link's messages in memory at once).
         for (x, node) in self.nodes.iter_mut().enumerate() {
             let ports: Vec<LinkId> = node.ports.iter().copied().collect();
             for lid in ports {
                 let (e, s) = end_of(lid);
+                if let Some(edge) = self.edges.get_mut(e).and_then(Option::as_mut) {
+                    self.buf.clear();
+                    if let Some(from) = edge.ends.get_mut(1 - s) {
+                        for chunk in from.pending_tx() {
+                            self.buf.extend_from_slice(chunk);
+                        }
+                        from.consume_tx(self.buf.len());
+                    }
+                    if !self.buf.is_empty() {
+                        moved = true;
+                        self.stats.bytes += self.buf.len() as u64;
+                        if let Some(to) = edge.ends.get_mut(s) {
+                            to.receive(&self.buf);
+                        }
+                    }
+                }
                 while let Some(ev) = self
                     .edges
                     .get_mut(e)
@@ -571,6 +567,8 @@ impl Sim {
                     .is_some_and(|n| n.hub.is_some() && n.ports.contains(&link_id(EdgeId(i), s)));
                 if !alive {
                     if let Some(l) = edge.ends.get_mut(s) {
+                        let n = l.tx_len();
+                        l.consume_tx(n);
                         while l.poll_event().is_some() {}
                         if l.is_down() {
                             if let Some(d) = edge.downs.get_mut(s) {
@@ -661,6 +659,21 @@ impl Sim {
             .enumerate()
             .filter_map(|(i, n)| Some((n.spec.span?.fs_label.as_bytes().to_vec(), i)))
             .collect();
+        let all_views: Vec<Vec<crate::lnk::NodeView>> = self
+            .nodes
+            .iter()
+            .map(|n| n.hub.as_ref().map(Hub::nodes).unwrap_or_default())
+            .collect();
+        // Per node: span links by (link they came on, msgid).
+        let held: Vec<HashMap<(LinkId, u64), (u32, u32)>> = all_views
+            .iter()
+            .map(|vs| {
+                vs.iter()
+                    .flat_map(|v| v.links.iter())
+                    .filter_map(|l| Some(((l.link?, l.msgid), (l.dist, l.rnss))))
+                    .collect()
+            })
+            .collect();
         for (x, node) in self.nodes.iter().enumerate() {
             let Some(hub) = node.hub.as_ref() else {
                 continue;
@@ -676,7 +689,7 @@ impl Sim {
                     expect.insert(y);
                 }
             }
-            let views = hub.nodes();
+            let views = all_views.get(x).cloned().unwrap_or_default();
             let mut seen = BTreeSet::new();
             for v in &views {
                 let Some(&y) = label_of.get(v.span.fs_label.as_bytes()) else {
@@ -737,18 +750,20 @@ impl Sim {
                 }
                 // Cross-check with the other end.
                 let other = link_id(EdgeId(e), 1 - s);
-                let Some(peer) = edge.nodes.get(1 - s).and_then(|&p| self.hub(p)) else {
+                let Some(&p) = edge.nodes.get(1 - s) else {
                     continue;
                 };
-                let mine: Vec<_> = relays.iter().filter(|r| r.link == lid).collect();
-                let mut theirs: HashMap<u64, (u32, u32)> = HashMap::new();
-                for v in peer.nodes() {
-                    for l in &v.links {
-                        if l.link == Some(other) {
-                            theirs.insert(l.msgid, (l.dist, l.rnss));
-                        }
-                    }
+                if !self.is_alive(p) {
+                    continue;
                 }
+                let mine: Vec<_> = relays.iter().filter(|r| r.link == lid).collect();
+                let theirs: HashMap<u64, (u32, u32)> = held
+                    .get(p)
+                    .into_iter()
+                    .flatten()
+                    .filter(|((l, _), _)| *l == other)
+                    .map(|((_, m), v)| (*m, *v))
+                    .collect();
                 if theirs.len() != mine.len() {
                     bad.push(format!(
                         "node {x}: relays {} spans on {lid:?}, the peer holds {}",
