@@ -51,13 +51,23 @@ impl ChunkSealer {
 ///
 /// A tag mismatch is sticky: the opener then refuses all further input with
 /// the same error, and the caller closes the link.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChunkOpener {
     cipher: ChunkCipher,
     counter: u64,
     partial: [u8; WIRE_CHUNK_SIZE],
     partial_len: usize,
     failed: Option<StreamError>,
+}
+
+impl std::fmt::Debug for ChunkOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkOpener")
+            .field("counter", &self.counter)
+            .field("pending", &self.partial_len)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ChunkOpener {
