@@ -326,7 +326,13 @@ fn main() -> Res<()> {
     println!(
         "One-way messages (sender thread -> Conn::with_link -> driver; receiving driver counts):"
     );
+    // An optional argument picks one aux size (0, 4096, 65536) or "rt".
+    let only = std::env::args().nth(1);
+    let wanted = |what: &str| only.as_deref().is_none_or(|o| o == what);
     for (aux, target) in [(0usize, Some(0.25)), (4096, None), (65536, Some(0.50))] {
+        if !wanted(&aux.to_string()) {
+            continue;
+        }
         let frame = wire_size(aux);
         let raw = raw_stream(frame, dur)?;
         ceiling(
@@ -352,6 +358,9 @@ fn main() -> Res<()> {
         );
     }
 
+    if !wanted("rt") {
+        return Ok(());
+    }
     println!(
         "\nTransaction round trips (LNK_PING CREATE|DELETE -> LNK_ERROR REPLY|CREATE|DELETE):"
     );

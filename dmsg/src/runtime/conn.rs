@@ -188,7 +188,11 @@ impl Conn {
 
     /// Pokes the driver's wakeup fd unless a poke is already outstanding.
     pub(crate) fn wake(&self) {
-        if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
+        // A plain load first: in a burst the flag is already set, and a
+        // read keeps the cache line shared instead of bouncing it.
+        if !self.shared.wake_pending.load(Ordering::Acquire)
+            && !self.shared.wake_pending.swap(true, Ordering::AcqRel)
+        {
             self.shared.wakeup.poke();
         }
     }

@@ -3,7 +3,7 @@
 //! multiple of 64. [`Encoder`] writes that, [`Decoder`] reads it back with
 //! every receiver check of §1.
 
-use super::crc::{aux_crc, crc32c};
+use super::crc::{aux_crc, crc32c, crc32c_append};
 use super::header::{Header, HDR_CRC_OFFSET, HEADER_SIZE};
 use super::{cmd, doalign, pad_len, ALIGN, AUX_MAX, HDR_MAX, MAGIC, MAGIC_REV};
 use std::fmt;
@@ -380,6 +380,11 @@ impl Decoder {
     /// kept), or the error that makes the stream unusable. After an error
     /// every call returns the same error and consumes nothing.
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Message>, DecodeError> {
+        if self.phase == Phase::Core && self.head.is_empty() {
+            if let Some(msg) = self.decode_whole(input) {
+                return Ok(Some(msg));
+            }
+        }
         loop {
             match self.phase.clone() {
                 Phase::Failed(e) => return Err(e),
@@ -459,6 +464,45 @@ impl Decoder {
                 }
             }
         }
+    }
+}
+
+impl Decoder {
+    /// The fast path of [`Decoder::decode`]: a whole, valid frame at the
+    /// front of `input`, between frames, is decoded straight from `input`
+    /// without buffering its header. Anything else (a partial frame, or any
+    /// check failing) returns `None` with nothing consumed, and the general
+    /// path runs, so errors are reported exactly as it reports them.
+    fn decode_whole(&mut self, input: &mut &[u8]) -> Option<Message> {
+        let bytes: &[u8] = input;
+        let core: &[u8; HEADER_SIZE] = bytes.first_chunk()?;
+        let hdr = Header::parse(core);
+        let h = hdr.header_size();
+        if hdr.magic != MAGIC || !(HEADER_SIZE..=HDR_MAX).contains(&h) {
+            return None;
+        }
+        let aux_len = usize::try_from(hdr.aux_bytes).ok()?;
+        if aux_len > AUX_MAX || hdr.seq() != self.seq {
+            return None;
+        }
+        let aligned = doalign(aux_len);
+        let head = bytes.get(..h)?;
+        let aux = bytes.get(h..h + aligned)?;
+        let crc = crc32c_append(
+            crc32c_append(crc32c(head.get(..HDR_CRC_OFFSET)?), &[0; 4]),
+            head.get(HEADER_SIZE..)?,
+        );
+        if crc != hdr.hdr_crc || (aligned != 0 && crc32c(aux) != hdr.aux_crc) {
+            return None;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let msg = Message {
+            hdr,
+            ext: head.get(HEADER_SIZE..)?.to_vec(),
+            aux: aux.get(..aux_len)?.to_vec(),
+        };
+        *input = bytes.get(h + aligned..)?;
+        Some(msg)
     }
 }
 
