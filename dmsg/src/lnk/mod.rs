@@ -234,6 +234,9 @@ pub struct HubStats {
     pub relays_closed: u64,
     /// (node, connection) selections evaluated since creation.
     pub scans: u64,
+    /// Selections the C library would have evaluated for the same signals
+    /// (every node × every connection on each signal that had work).
+    pub c_scans: u64,
 }
 
 type Idx = u32;
@@ -376,6 +379,7 @@ pub struct Hub {
     relays_opened: u64,
     relays_closed: u64,
     scans: u64,
+    c_scans: u64,
 }
 
 /// Bit `t` of `mask`; types of 64 and more match nothing (STATE.md §10
@@ -413,6 +417,7 @@ impl Hub {
             relays_opened: 0,
             relays_closed: 0,
             scans: 0,
+            c_scans: 0,
         }
     }
 
@@ -951,6 +956,10 @@ impl Hub {
     /// call (`dmsg_msg_lnk_signal`): every node whose spans changed against
     /// every connection, and every new connection against every node.
     pub fn signal(&mut self, links: &mut impl Links) {
+        if !self.dirty_conns.is_empty() || !self.dirty_nodes.is_empty() {
+            let conns = self.ports.values().filter(|p| p.conn.is_some()).count();
+            self.c_scans += (self.nodes.len() * conns) as u64;
+        }
         let conns = std::mem::take(&mut self.dirty_conns);
         for &c in &conns {
             let still = self
@@ -1190,6 +1199,7 @@ impl Hub {
             relays_opened: self.relays_opened,
             relays_closed: self.relays_closed,
             scans: self.scans,
+            c_scans: self.c_scans,
         }
     }
 
