@@ -6,6 +6,7 @@
 //! Run: `cargo bench --bench convergence` (optional argument: the largest
 //! node count, default 10000). Memory grows as nodes × span sources ×
 //! degree, so meshes above 1,000 nodes advertise spans from 100 nodes only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use dmsg::sim::{default_span, NodeSpec, Rng, Sim, SimConfig, Topology};
 use std::time::Instant;

@@ -1,5 +1,6 @@
 //! Property: random small topologies with random link failures, repairs
 //! and node restarts always re-converge to a consistent state.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use dmsg::sim::{Rng, Sim, SimConfig, Topology};
 use proptest::prelude::*;

@@ -1,4 +1,5 @@
 //! Scale: a 1,000-node random mesh (average degree 4) converges.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use dmsg::sim::{Sim, SimConfig, Topology};
 use std::time::Instant;

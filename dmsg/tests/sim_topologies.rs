@@ -1,5 +1,6 @@
 //! The simulator on every topology: convergence, the best distance equals
 //! the hop count, nothing relayed back, and clean teardown after failures.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use dmsg::sim::{Sim, SimConfig, Topology};
 

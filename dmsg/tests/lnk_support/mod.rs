@@ -1,5 +1,10 @@
 //! A hub wired to test-controlled peers over real `Link`s in memory.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use dmsg::link::{Event, Link, LinkConfig, SendError};
 use dmsg::lnk::{Hub, HubConfig, HubEvent, LinkId, Links, LnkError};
