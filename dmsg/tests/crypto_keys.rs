@@ -239,3 +239,36 @@ fn generated_keys_load_and_are_not_overwritten() {
     assert!(!dir2.join("rsa.prv").exists());
     assert_eq!(fs::read(dir2.join("rsa.pub")).unwrap(), b"keep");
 }
+
+#[test]
+fn unreadable_files_are_an_error_naming_file_and_peer() {
+    // Root may read any file, so make the key file a directory instead.
+    let dir = keydir_with("A");
+    fs::create_dir(dir.path().join("remote/10.0.0.5.pub")).unwrap();
+    let err = KeyDir::new(dir.path()).link_mode(PEER).unwrap_err();
+    let path = dir.path().join("remote/10.0.0.5.pub");
+    assert!(
+        matches!(&err, KeyError::Unreadable { path: p, peer: Some(peer), .. } if *p == path && peer == PEER),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "cannot read key file {} (peer {PEER}): ",
+            path.display()
+        )),
+        "{err}"
+    );
+
+    let dir = keydir_with("A");
+    put_peer_pub(
+        dir.path(),
+        &fs::read(node_dir("B").join("rsa.pub")).unwrap(),
+    );
+    fs::remove_file(dir.path().join("rsa.prv")).unwrap();
+    fs::create_dir(dir.path().join("rsa.prv")).unwrap();
+    let err = KeyDir::new(dir.path()).link_mode(PEER).unwrap_err();
+    assert!(
+        matches!(&err, KeyError::Unreadable { path: p, .. } if *p == dir.path().join("rsa.prv")),
+        "{err:?}"
+    );
+}

@@ -228,6 +228,24 @@ mod tests {
     }
 
     #[test]
+    fn only_text_and_nul_of_quickmsg_are_written() {
+        let mut raw = [0u8; HANDSHAKE_SIZE];
+        Counting(7).fill(&mut raw).unwrap();
+        let block = HandshakeBlock::build(&mut Counting(7)).unwrap();
+        let b = block.as_bytes();
+        assert_eq!(&b[OFF_QUICKMSG..OFF_QUICKMSG + 14], b"Testing 1 2 3\0");
+        assert_eq!(
+            b[OFF_QUICKMSG + 14..OFF_QUICKMSG + QUICKMSG_SIZE],
+            raw[OFF_QUICKMSG + 14..OFF_QUICKMSG + QUICKMSG_SIZE]
+        );
+        // Everything outside the named fields is the random input.
+        assert_eq!(b[1..4], raw[1..4]);
+        assert_eq!(b[0x80..0x100], raw[0x80..0x100]);
+        assert_eq!(b[0x101..], raw[0x101..]);
+        assert_eq!(b[0], raw[0] & 0x3F);
+    }
+
+    #[test]
     fn corrupt_verf_or_version_fails() {
         let block = HandshakeBlock::build(&mut Counting(7)).unwrap();
         let mut bad = block.clone();

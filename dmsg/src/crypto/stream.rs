@@ -105,7 +105,7 @@ impl ChunkOpener {
             return Err(e.clone());
         }
         let start = out.len();
-        let result = self.open_inner(&mut wire, out, start);
+        let result = self.open_inner(&mut wire, out);
         if let Err(e) = &result {
             out.truncate(start);
             self.partial_len = 0;
@@ -114,12 +114,7 @@ impl ChunkOpener {
         result
     }
 
-    fn open_inner(
-        &mut self,
-        wire: &mut &[u8],
-        out: &mut Vec<u8>,
-        start: usize,
-    ) -> Result<(), StreamError> {
+    fn open_inner(&mut self, wire: &mut &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
         // Complete a held-back chunk first.
         if self.partial_len > 0 {
             let need = WIRE_CHUNK_SIZE - self.partial_len;
@@ -149,7 +144,6 @@ impl ChunkOpener {
             dst.copy_from_slice(tail);
             self.partial_len = tail.len();
         }
-        debug_assert!(out.len() >= start);
         Ok(())
     }
 
