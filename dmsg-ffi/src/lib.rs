@@ -4,14 +4,22 @@
 //!
 //! Each module is routed to one C header by `tools/gen-headers`:
 //! `wire_types` and `wire_consts` to `include/sys/dmsg.h`; `lib_consts`,
-//! `handshake` and `crc` to `include/dmsg.h`.
+//! `handshake`, `crc`, `types`, `iocom`, `msg`, `debug` and `subs` to
+//! `include/dmsg.h`. `mirror` (the library's private state of an iocom and
+//! the `dmsg_state` mirrors) is not routed.
 #![cfg_attr(
     test,
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
 pub mod crc;
+pub mod debug;
 pub mod handshake;
+pub mod iocom;
 pub mod lib_consts;
+pub mod mirror;
+pub mod msg;
+pub mod subs;
+pub mod types;
 pub mod wire_consts;
 pub mod wire_types;

@@ -67,10 +67,19 @@ const HEADERS: &[HeaderSpec] = &[
     HeaderSpec {
         path: "dmsg.h",
         guard: "_DMSG_H_",
-        sources: &["lib_consts.rs", "handshake.rs", "crc.rs"],
+        sources: &[
+            "lib_consts.rs",
+            "handshake.rs",
+            "crc.rs",
+            "types.rs",
+            "iocom.rs",
+            "msg.rs",
+            "debug.rs",
+            "subs.rs",
+        ],
         about: "The dmsg library (libdmsg): constants, types and functions.",
         prologue: LIB_PROLOGUE,
-        epilogue: "",
+        epilogue: LIB_EPILOGUE,
     },
 ];
 
@@ -132,6 +141,29 @@ const SYS_EPILOGUE: &str = r#"/* Round n up to a multiple of DMSG_ALIGN. */
 const LIB_PROLOGUE: &str = r#"/* Key directory, and the directory of the peers' public keys. */
 #define DMSG_DEFAULT_DIR "/etc/hammer2"
 #define DMSG_PATH_REMOTE DMSG_DEFAULT_DIR "/remote"
+
+/* The library structs refer to each other (and callbacks to them). */
+struct dmsg_iocom;
+struct dmsg_circuit;
+struct dmsg_state;
+struct dmsg_msg;
+"#;
+
+/// Verbatim C at the end of `dmsg.h`: what cbindgen cannot write (the
+/// C-variadic functions of `dmsg-ffi/csrc/variadic.c`, and globals whose
+/// Rust type is atomic).
+const LIB_EPILOGUE: &str = r#"/*
+ * Sets iocom->label to the printf-style formatted string (malloc'd; the
+ * previous label is freed).
+ */
+void dmsg_iocom_label(dmsg_iocom_t *iocom, const char *ctl, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Debug level: 0 is quiet; 1 and up trace received messages and
+ * transaction changes on stderr.
+ */
+extern int DMsgDebugOpt;
 "#;
 
 fn main() -> ExitCode {
