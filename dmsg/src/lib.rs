@@ -9,6 +9,8 @@
 //! - [`link`]: one connection, sans I/O: transactions, circuits, queues.
 //! - [`runtime`]: the driver that runs a link over a real fd, and the
 //!   thread-and-channel API on top of it.
+//! - [`service`]: a node over real connections: the master service, the
+//!   DBG shell protocol, TCP connect and listen.
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
@@ -19,6 +21,7 @@ pub mod crypto;
 pub mod link;
 pub mod lnk;
 pub mod runtime;
+pub mod service;
 pub mod sim;
 pub mod state;
 pub mod wire;
