@@ -29,10 +29,11 @@
 //!  conn leaves ─► its relays closed now┘
 //! ```
 
+pub mod circuit;
 mod slab;
 mod tree;
 
-use crate::link::{Event, SendError};
+use crate::link::{CircuitRole, Event, SendError};
 use crate::state::{Origin, TxnId, TxnInfo, Violation};
 use crate::wire::body::BodyError;
 use crate::wire::cmd::{self, CREATE, DELETE};
@@ -43,6 +44,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
+pub use circuit::{CircError, CircuitEvent, CircuitId, CircuitKind, CircuitView};
 pub use tree::{NodeView, RelayView, SpanRef};
 
 /// Names one transport link (one iocom) of a node. Chosen by the caller;
@@ -73,6 +75,24 @@ pub trait Links {
     fn result(&mut self, link: LinkId, txn: TxnId, error: u32) -> Result<(), SendError>;
     /// Answers a one-way message with a one-way `LNK_ERROR`.
     fn reply_oneway(&mut self, link: LinkId, to: &Header, error: u32) -> Result<(), SendError>;
+    /// Sends `msg` exactly as given (`Link::forward`): relayed circuit
+    /// traffic and answers on a circuit. The default refuses, so a driver
+    /// without circuit support refuses circuits instead of breaking them.
+    fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
+        let _ = (link, msg);
+        Err(SendError::LinkDown)
+    }
+    /// Declares circuit `id` on `link` (`Link::add_circuit`). The default
+    /// refuses (circuits are then answered with `DMSG_ERR_CANTCIRC`).
+    fn add_circuit(&mut self, link: LinkId, id: u64, role: CircuitRole) -> Result<(), SendError> {
+        let _ = (link, id, role);
+        Err(SendError::LinkDown)
+    }
+    /// Forgets circuit `id` on `link`, failing its transactions locally
+    /// with `error` (`Link::remove_circuit`).
+    fn remove_circuit(&mut self, link: LinkId, id: u64, error: u32) {
+        let _ = (link, id, error);
+    }
 }
 
 /// Settings of a [`Hub`].
@@ -170,6 +190,9 @@ pub enum LnkError {
     VolconfIndex(i32),
     /// `LNK_VOLCONF` with an empty or unterminated path: ignored.
     VolconfPath,
+    /// A circuit input was refused (answered on the wire where the
+    /// protocol allows it).
+    Circuit(CircError),
     /// The link refused a message (for example a second DELETE, §10 row
     /// 11); nothing reached the registry.
     Violation {
@@ -192,6 +215,7 @@ impl fmt::Display for LnkError {
             LnkError::SecondConn => f.write_str("second LNK_CONN on one link"),
             LnkError::VolconfIndex(i) => write!(f, "LNK_VOLCONF: illegal index {i}"),
             LnkError::VolconfPath => f.write_str("LNK_VOLCONF: illegal path"),
+            LnkError::Circuit(e) => write!(f, "{e}"),
             LnkError::Violation { violation, cmd } => {
                 write!(f, "{violation} ({})", cmd::basecmd_str(*cmd))
             }
@@ -352,6 +376,8 @@ enum Role {
     SpanIn(Idx),
     /// A SPAN we relay, for node `Idx`.
     RelayOut(Idx),
+    /// An `LNK_CIRC` of circuit `u64` ([`circuit`]).
+    Circ(u64),
     /// Closed on our side by the hub; waiting for the link to free it.
     Closing,
 }
@@ -380,6 +406,7 @@ pub struct Hub {
     relays_closed: u64,
     scans: u64,
     c_scans: u64,
+    circ: circuit::Circuits,
 }
 
 /// Bit `t` of `mask`; types of 64 and more match nothing (STATE.md §10
@@ -418,6 +445,7 @@ impl Hub {
             relays_closed: 0,
             scans: 0,
             c_scans: 0,
+            circ: circuit::Circuits::default(),
         }
     }
 
@@ -463,6 +491,7 @@ impl Hub {
             return;
         }
         self.conn_teardown(link, links, false);
+        self.circ_link_gone(link, links);
         let tracked = self.ports.get(&link).map_or(0, |p| p.txns);
         if tracked > 0 {
             let mut mine: Vec<(TxnId, Role)> = self
@@ -476,10 +505,14 @@ impl Hub {
                 if let Role::SpanIn(l) = role {
                     self.remove_span_link(l, links);
                 }
+                if let Role::Circ(k) = role {
+                    self.circ_txn_closed(link, t, k, links);
+                }
                 self.untrack(link, t);
             }
         }
         self.ports.remove(&link);
+        self.reap_circuits(links);
     }
 
     // ----- input ----------------------------------------------------------
@@ -487,6 +520,17 @@ impl Hub {
     /// Handles one event of `link`. Call it for every event the link
     /// produces, then [`Hub::signal`] once the batch is done.
     pub fn on_event(
+        &mut self,
+        link: LinkId,
+        event: &Event,
+        links: &mut impl Links,
+    ) -> Result<Handled, LnkError> {
+        let r = self.on_event_inner(link, event, links);
+        self.reap_circuits(links);
+        r
+    }
+
+    fn on_event_inner(
         &mut self,
         link: LinkId,
         event: &Event,
@@ -504,6 +548,7 @@ impl Hub {
                             Role::ConnIn => self.conn_teardown(link, links, true),
                             Role::SpanIn(l) => self.remove_span_link(l, links),
                             Role::RelayOut(n) => self.forget_relay(link, n, *id),
+                            Role::Circ(k) => self.circ_txn_closed(link, *id, k, links),
                             Role::ConnOut | Role::Closing => {}
                         }
                         self.untrack(link, *id);
@@ -511,11 +556,21 @@ impl Hub {
                     }
                 }
             }
-            Event::Violation { violation, hdr } => Err(LnkError::Violation {
-                violation: *violation,
-                cmd: hdr.cmd,
-            }),
-            Event::Relay { .. } => Ok(Handled::NotMine),
+            Event::Violation { violation, hdr } => {
+                if *violation == Violation::UnknownCircuit {
+                    // §10 row 2: answer a CREATE so the sender's
+                    // transaction ends; the link lives.
+                    Self::refuse_on_circuit(link, hdr, err::CANTCIRC, links);
+                }
+                Err(LnkError::Violation {
+                    violation: *violation,
+                    cmd: hdr.cmd,
+                })
+            }
+            Event::Relay { msg } => {
+                self.relay_message(link, msg.clone(), links)?;
+                Ok(Handled::Done)
+            }
             Event::Down(_) => {
                 self.remove_link(link, links);
                 Ok(Handled::Done)
@@ -540,6 +595,15 @@ impl Hub {
             }
             return Ok(Handled::NotMine);
         };
+        if info.circuit != 0 {
+            // Traffic of a circuit ending here: the application's, except
+            // that circuits are only built on circuit 0.
+            if info.icmd == cmd::LNK_CIRC && info.origin == Origin::Remote && c & CREATE != 0 {
+                let _ = links.reply(link, info.id, err::CANTCIRC);
+                return Err(LnkError::Circuit(CircError::Nested(info.circuit)));
+            }
+            return Ok(Handled::NotMine);
+        }
         let role = self.txns.get(&(link, info.id)).copied();
         match role {
             Some(Role::ConnIn) => {
@@ -555,6 +619,7 @@ impl Hub {
             }
             Some(Role::SpanIn(l)) => {
                 if c & DELETE != 0 {
+                    self.circ_span_gone(l, circuit::or_cantcirc(msg.hdr.error));
                     self.remove_span_link(l, links);
                     self.close(link, info, links);
                 }
@@ -574,6 +639,10 @@ impl Hub {
                 }
                 Ok(Handled::Done)
             }
+            Some(Role::Circ(k)) => {
+                self.circ_message(link, msg, info, k, links)?;
+                Ok(Handled::Done)
+            }
             Some(Role::Closing) => Ok(Handled::Done),
             None => {
                 if info.origin != Origin::Remote || c & CREATE == 0 {
@@ -582,6 +651,10 @@ impl Hub {
                 match info.icmd {
                     cmd::LNK_CONN => self.conn_create(link, msg, info, links),
                     cmd::LNK_SPAN => self.span_create(link, msg, info, links),
+                    cmd::LNK_CIRC => {
+                        self.circ_create(link, msg, info, links)?;
+                        Ok(Handled::Done)
+                    }
                     _ => Ok(Handled::NotMine),
                 }
             }
@@ -605,6 +678,7 @@ impl Hub {
     }
 
     fn untrack(&mut self, link: LinkId, txn: TxnId) {
+        self.circ_relay_gone(link, txn);
         if self.txns.remove(&(link, txn)).is_some() {
             if let Some(p) = self.ports.get_mut(&link) {
                 p.txns = p.txns.saturating_sub(1);
@@ -765,6 +839,7 @@ impl Hub {
         match self.local.remove(&id) {
             Some(l) => {
                 self.remove_span_link(l, links);
+                self.reap_circuits(links);
                 true
             }
             None => false,
@@ -864,6 +939,7 @@ impl Hub {
     /// Removes span link `l`: its relays are closed, and the node (and
     /// cluster) when it was the last.
     fn remove_span_link(&mut self, l: Idx, links: &mut impl Links) {
+        self.circ_span_gone(l, err::CANTCIRC);
         let Some(sl) = self.links.remove(l) else {
             return;
         };
@@ -991,6 +1067,7 @@ impl Hub {
                 self.scan(n, c, links);
             }
         }
+        self.reap_circuits(links);
     }
 
     /// Rescans every node against every connection, as the C library does

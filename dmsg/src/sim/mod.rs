@@ -22,10 +22,23 @@
 //! `dmsg_master_service` does: peer_mask and pfs_mask all ones, peer type
 //! CLUSTER) and registers one local span for its own PFS (as the HAMMER2
 //! kernel side does), named `node<i>`.
+//!
+//! Circuits: [`Sim::open_circuit`] opens one from node i to node j
+//! (relayed by the nodes between), [`Sim::circuit_link`] gives the link to
+//! run transactions on it (`Link::open(c.id, msg)`), and every node runs a
+//! small service on the circuits that end at it: a transaction is echoed
+//! (each message answered with the same command and aux data, DELETE
+//! answered with DELETE), a one-way `DBG_SHELL` gets the tree dump as
+//! `DBG_SHELL|REPLY` lines and a one-way `LNK_ERROR|REPLY`, as the hammer2
+//! shell does. What arrives on circuits is kept in [`Sim::take_inbox`].
 
-use crate::link::{Link, LinkConfig, LinkError, SendError};
-use crate::lnk::{Hub, HubConfig, LinkId, Links, LnkError, LocalSpanId};
-use crate::state::TxnId;
+use crate::link::{CircuitRole, Event, Link, LinkConfig, LinkError, SendError};
+use crate::lnk::{
+    CircError, CircuitEvent, CircuitId, CircuitKind, Handled, Hub, HubConfig, LinkId, Links,
+    LnkError, LocalSpanId, NodeId,
+};
+use crate::state::{Origin, TxnId, TxnInfo};
+use crate::wire::cmd::{self, DELETE, REPLY};
 use crate::wire::constants::{PEER_CLUSTER, PEER_HAMMER2, PFSTYPE_SERVER, SPAN_MAXDIST};
 use crate::wire::{Header, Label, LnkConn, LnkSpan, Message, Uuid};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -213,6 +226,19 @@ struct SimNode {
     ports: BTreeSet<LinkId>,
     local: Option<LocalSpanId>,
     spec: NodeSpec,
+    inbox: Vec<Delivered>,
+    circ_events: Vec<CircuitEvent>,
+}
+
+/// A message that arrived on a circuit ending at a simulated node.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    /// The link it came on.
+    pub link: LinkId,
+    /// The message (`hdr.circuit` is the circuit's id on `link`).
+    pub msg: Message,
+    /// Its transaction, as the link reported it.
+    pub txn: Option<TxnInfo>,
 }
 
 /// Totals of a simulation run.
@@ -301,6 +327,59 @@ impl Links for Wires<'_> {
         let r = self.end(link)?.reply_oneway(to, error);
         self.count(r)
     }
+    fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
+        let r = self.end(link)?.forward(msg);
+        self.count(r)
+    }
+    fn add_circuit(&mut self, link: LinkId, id: u64, role: CircuitRole) -> Result<(), SendError> {
+        let l = self.end(link)?;
+        if l.is_down() {
+            return Err(SendError::LinkDown);
+        }
+        l.add_circuit(id, role);
+        Ok(())
+    }
+    fn remove_circuit(&mut self, link: LinkId, id: u64, error: u32) {
+        if let Ok(l) = self.end(link) {
+            l.remove_circuit(id, error);
+        }
+    }
+}
+
+/// The service every node runs on the circuits that end at it (see the
+/// module documentation).
+fn serve(hub: &Hub, lid: LinkId, msg: &Message, txn: Option<&TxnInfo>, w: &mut Wires<'_>) {
+    let c = msg.hdr.cmd;
+    let base = cmd::base(c);
+    match txn {
+        None => {
+            if base == cmd::DBG_SHELL && c & REPLY == 0 {
+                for line in hub.tree_lines() {
+                    let mut m = Message::new(cmd::DBG_SHELL | REPLY);
+                    m.hdr.circuit = msg.hdr.circuit;
+                    m.aux = line.into_bytes();
+                    m.aux.push(0);
+                    let _ = w.end(lid).and_then(|l| l.send_oneway(m));
+                    *w.sent += 1;
+                }
+                let _ = w.reply_oneway(lid, &msg.hdr, 0);
+            }
+        }
+        Some(t) if t.origin == Origin::Remote && !t.tx_closed() => {
+            if base == cmd::LNK_ERROR {
+                if c & DELETE != 0 {
+                    let _ = w.reply(lid, t.id, 0);
+                }
+                return;
+            }
+            let mut m = msg.clone();
+            m.hdr.cmd = c & !(cmd::CREATE | REPLY | cmd::ABORT);
+            m.hdr.error = 0;
+            m.hdr.aux_crc = 0;
+            let _ = w.send(lid, t.id, m);
+        }
+        Some(_) => {}
+    }
 }
 
 impl Sim {
@@ -334,6 +413,8 @@ impl Sim {
                 ports: BTreeSet::new(),
                 local: None,
                 spec,
+                inbox: Vec::new(),
+                circ_events: Vec::new(),
             });
             sim.start_node(sim.nodes.len() - 1);
         }
@@ -533,14 +614,38 @@ impl Sim {
                     .and_then(Link::poll_event)
                 {
                     moved = true;
-                    let down = matches!(ev, crate::link::Event::Down(_));
+                    let down = matches!(ev, Event::Down(_));
                     if let Some(hub) = node.hub.as_mut() {
                         let mut w = Wires {
                             edges: &mut self.edges,
                             sent: &mut self.stats.messages,
                         };
-                        if let Err(err) = hub.on_event(lid, &ev, &mut w) {
+                        let r = match ev {
+                            Event::Relay { msg } => {
+                                hub.relay_message(lid, msg, &mut w).map(|()| Handled::Done)
+                            }
+                            ev => {
+                                let r = hub.on_event(lid, &ev, &mut w);
+                                if let (Ok(Handled::NotMine), Event::Message { msg, txn }) =
+                                    (&r, ev)
+                                {
+                                    if msg.hdr.circuit != 0 {
+                                        serve(hub, lid, &msg, txn.as_ref(), &mut w);
+                                        node.inbox.push(Delivered {
+                                            link: lid,
+                                            msg,
+                                            txn,
+                                        });
+                                    }
+                                }
+                                r
+                            }
+                        };
+                        if let Err(err) = r {
                             self.errors.push((x, lid, err));
+                        }
+                        while let Some(ce) = hub.poll_circuit_event() {
+                            node.circ_events.push(ce);
                         }
                     }
                     if down {
@@ -650,7 +755,12 @@ impl Sim {
     /// - what one end of a link relays is exactly what the other end holds
     ///   from that link, with dist + 1 and rnss + the sender's rnss;
     /// - each link's live transactions are exactly those the hub tracks,
-    ///   and the hub tracks nothing beyond its connections, spans and relays.
+    ///   and the hub tracks nothing beyond its connections, spans, relays
+    ///   and the `LNK_CIRC` transactions of its circuits (a link that
+    ///   carries circuits ending here may have more: the application's);
+    /// - every circuit id a hub uses on a link is declared on that link
+    ///   with the matching role, and a relayed pair's two ids are both
+    ///   known to the peers across.
     pub fn check(&self) -> Result<(), Vec<String>> {
         let mut bad = Vec::new();
         let label_of: HashMap<Vec<u8>, usize> = self
@@ -712,6 +822,23 @@ impl Sim {
                     expect.len()
                 ));
             }
+            let circs = hub.circuits();
+            for c in &circs {
+                let role = if c.kind == CircuitKind::Relay {
+                    CircuitRole::Relay
+                } else {
+                    CircuitRole::Endpoint
+                };
+                for id in std::iter::once(c.near).chain(c.far) {
+                    let have = self.link_end(id.link).and_then(|l| l.circuit_role(id.id));
+                    if !c.closing && have != Some(role) {
+                        bad.push(format!(
+                            "node {x}: circuit {:#x} on {:?} is {have:?} on the link, want {role:?}",
+                            id.id, id.link
+                        ));
+                    }
+                }
+            }
             let pend = hub.pending_changes();
             if pend != 0 {
                 bad.push(format!("node {x}: {pend} relay changes pending"));
@@ -725,7 +852,8 @@ impl Sim {
             let st = hub.stats();
             let remote_links = st.links - hub.local_span_count();
             let own_conns = node.ports.len();
-            let expect_txns = remote_links + st.relays + st.conns + own_conns;
+            let circ_txns: usize = circs.iter().map(|c| 1 + usize::from(c.far.is_some())).sum();
+            let expect_txns = remote_links + st.relays + st.conns + own_conns + circ_txns;
             if st.txns != expect_txns {
                 bad.push(format!(
                     "node {x}: hub tracks {} transactions, expected {expect_txns}",
@@ -741,7 +869,13 @@ impl Sim {
                 let Some(link) = edge.ends.get(s) else {
                     continue;
                 };
-                if link.txn_count() != hub.txn_count(lid) {
+                // Transactions on circuits ending here are the
+                // application's, not the hub's.
+                let endpoint = circs
+                    .iter()
+                    .any(|c| c.kind != CircuitKind::Relay && c.near.link == lid);
+                let app_ok = endpoint && link.txn_count() >= hub.txn_count(lid);
+                if link.txn_count() != hub.txn_count(lid) && !app_ok {
                     bad.push(format!(
                         "node {x}: link {lid:?} has {} transactions, hub tracks {}",
                         link.txn_count(),
@@ -796,5 +930,106 @@ impl Sim {
     /// Node `i`'s rnss.
     pub fn rnss(&self, i: usize) -> Option<u32> {
         Some(self.nodes.get(i)?.spec.rnss)
+    }
+
+    // ----- circuits -------------------------------------------------------
+
+    /// The registry entry of node `to` in node `from`'s hub (found by the
+    /// label of `to`'s span).
+    pub fn node_id(&self, from: usize, to: usize) -> Option<NodeId> {
+        let label = self.nodes.get(to)?.spec.span?.fs_label;
+        self.hub(from)?
+            .nodes()
+            .into_iter()
+            .find(|v| v.span.fs_label == label)
+            .map(|v| v.id)
+    }
+
+    fn wires_of(&mut self, i: usize) -> Option<(&mut Hub, Wires<'_>)> {
+        let hub = self.nodes.get_mut(i)?.hub.as_mut()?;
+        Some((
+            hub,
+            Wires {
+                edges: &mut self.edges,
+                sent: &mut self.stats.messages,
+            },
+        ))
+    }
+
+    /// Opens a circuit from node `from` to node `to` along `from`'s best
+    /// span of `to` ([`Hub::open_circuit`]). Run the simulation to forge
+    /// it end to end.
+    pub fn open_circuit(&mut self, from: usize, to: usize) -> Result<CircuitId, CircError> {
+        let node = self.node_id(from, to).ok_or(CircError::NoSpan)?;
+        let (hub, mut w) = self.wires_of(from).ok_or(CircError::NoSpan)?;
+        hub.open_circuit(node, &mut w)
+    }
+
+    /// Closes circuit `c` ending at node `i` ([`Hub::close_circuit`]).
+    pub fn close_circuit(&mut self, i: usize, c: CircuitId) -> bool {
+        match self.wires_of(i) {
+            Some((hub, mut w)) => hub.close_circuit(c, &mut w),
+            None => false,
+        }
+    }
+
+    /// The link that circuit `c` (ending at node `i`) runs over, to run
+    /// transactions on it: `open(c.id, msg)`, `send`, `send_oneway` with
+    /// `hdr.circuit = c.id`. `None` unless node `i` is an endpoint of `c`
+    /// and the circuit is not closing.
+    pub fn circuit_link(&mut self, i: usize, c: CircuitId) -> Option<&mut Link> {
+        let v = self.hub(i)?.circuit(c)?;
+        if v.kind == CircuitKind::Relay || v.closing {
+            return None;
+        }
+        let (e, s) = end_of(c.link);
+        self.edges.get_mut(e)?.as_mut()?.ends.get_mut(s)
+    }
+
+    /// Node `i`'s end of link `lid`.
+    pub fn link_end(&self, lid: LinkId) -> Option<&Link> {
+        let (e, s) = end_of(lid);
+        self.edges.get(e)?.as_ref()?.ends.get(s)
+    }
+
+    /// The live links of node `i`.
+    pub fn ports(&self, i: usize) -> Vec<LinkId> {
+        self.nodes
+            .get(i)
+            .map(|n| n.ports.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The first live edge joining `a` and `b`.
+    pub fn edge_between(&self, a: usize, b: usize) -> Option<EdgeId> {
+        self.edges()
+            .into_iter()
+            .find(|&(_, x, y)| (x, y) == (a, b) || (x, y) == (b, a))
+            .map(|(e, _, _)| e)
+    }
+
+    /// Takes what arrived on circuits ending at node `i`.
+    pub fn take_inbox(&mut self, i: usize) -> Vec<Delivered> {
+        self.nodes
+            .get_mut(i)
+            .map(|n| std::mem::take(&mut n.inbox))
+            .unwrap_or_default()
+    }
+
+    /// Takes the circuit events of node `i`.
+    pub fn take_circuit_events(&mut self, i: usize) -> Vec<CircuitEvent> {
+        self.nodes
+            .get_mut(i)
+            .map(|n| std::mem::take(&mut n.circ_events))
+            .unwrap_or_default()
+    }
+
+    /// Circuits (endpoints and relayed pairs) over all live nodes.
+    pub fn circuit_total(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.hub.as_ref())
+            .map(Hub::circuit_count)
+            .sum()
     }
 }

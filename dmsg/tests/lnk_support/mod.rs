@@ -6,7 +6,7 @@
     clippy::indexing_slicing
 )]
 
-use dmsg::link::{Event, Link, LinkConfig, SendError};
+use dmsg::link::{CircuitRole, Event, Link, LinkConfig, SendError};
 use dmsg::lnk::{Hub, HubConfig, HubEvent, LinkId, Links, LnkError};
 use dmsg::state::TxnId;
 use dmsg::wire::{cmd, Header, LnkSpan, Message};
@@ -42,6 +42,18 @@ impl Links for Ends {
     fn reply_oneway(&mut self, link: LinkId, to: &Header, error: u32) -> Result<(), SendError> {
         self.ours(link)?.reply_oneway(to, error)
     }
+    fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
+        self.ours(link)?.forward(msg)
+    }
+    fn add_circuit(&mut self, link: LinkId, id: u64, role: CircuitRole) -> Result<(), SendError> {
+        self.ours(link)?.add_circuit(id, role);
+        Ok(())
+    }
+    fn remove_circuit(&mut self, link: LinkId, id: u64, error: u32) {
+        if let Ok(l) = self.ours(link) {
+            l.remove_circuit(id, error);
+        }
+    }
 }
 
 /// The hub under test and its peers.
@@ -51,6 +63,8 @@ pub struct Rig {
     pub errors: Vec<(LinkId, LnkError)>,
     pub hub_events: Vec<HubEvent>,
     pub peer_events: BTreeMap<LinkId, Vec<Event>>,
+    /// Messages the hub's links delivered on circuits ending at the hub.
+    pub hub_circuit_msgs: Vec<(LinkId, Message)>,
 }
 
 impl Rig {
@@ -61,6 +75,7 @@ impl Rig {
             errors: Vec::new(),
             hub_events: Vec::new(),
             peer_events: BTreeMap::new(),
+            hub_circuit_msgs: Vec::new(),
         }
     }
 
@@ -118,6 +133,11 @@ impl Rig {
                     moved = true;
                     if let Err(e) = self.hub.on_event(l, &ev, &mut self.ends) {
                         self.errors.push((l, e));
+                    }
+                    if let Event::Message { msg, .. } = &ev {
+                        if msg.hdr.circuit != 0 && !matches!(ev, Event::Relay { .. }) {
+                            self.hub_circuit_msgs.push((l, msg.clone()));
+                        }
                     }
                 }
             }
