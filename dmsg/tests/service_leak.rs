@@ -7,7 +7,7 @@ mod service_support;
 
 use dmsg::link::LinkError;
 use dmsg::runtime::session::Session;
-use dmsg::service::{Node, ServeOptions};
+use dmsg::service::ServeOptions;
 use dmsg::wire::Message;
 use service_support::*;
 use std::net::{TcpListener, TcpStream};
