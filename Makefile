@@ -1,6 +1,8 @@
 # Top-level Makefile of dmsg. It works with GNU make and BSD make (bmake):
 # plain targets, ${VAR} and sh only.
 #
+#   make demo            build the libraries, then run the local demo mesh
+#                        (dmsg demo: 5 nodes on loopback TCP, one link cut)
 #   make                 release build of libdmsg.so and libdmsg.a, staged
 #                        in build/lib (the headers are committed in include/)
 #   make check-c         the C tests against the staged libraries
@@ -33,7 +35,7 @@ BUILD = build
 STAGE = ${BUILD}/lib
 C_TEST_CFLAGS = -std=c99 -Wall -Wextra -Werror -g
 
-.PHONY: all libs check-c test headers check-headers install uninstall clean
+.PHONY: all libs demo check-c test headers check-headers install uninstall clean
 
 all: libs
 
@@ -45,6 +47,9 @@ libs:
 	ln -s libdmsg.so.${VERSION} ${STAGE}/libdmsg.so.${MAJOR}
 	ln -s libdmsg.so.${MAJOR} ${STAGE}/libdmsg.so
 	cp ${CARGO_TARGET_DIR}/release/libdmsg_ffi.a ${STAGE}/libdmsg.a
+
+demo: all
+	${CARGO} run --release -p dmsg-tools --bin dmsg -- demo
 
 check-c: all
 	CC="${CC}" CFLAGS="${C_TEST_CFLAGS}" LIBDIR="${STAGE}" INCDIR=include \

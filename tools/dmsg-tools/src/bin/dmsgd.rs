@@ -90,7 +90,12 @@ fn log_event(ev: &ServiceEvent) {
             n.span.fs_label,
             n.span.dist
         ),
-        ServiceEvent::Hub(other) => eprintln!("dmsgd: {other:?}"),
+        ServiceEvent::Hub(HubEvent::Volconf {
+            link, index, copy, ..
+        }) => eprintln!("dmsgd: link {}: volconf slot {index}: {:?}", link.0, copy),
+        ServiceEvent::Hub(HubEvent::MediaGone(id)) => {
+            eprintln!("dmsgd: media group {id} gone")
+        }
         ServiceEvent::Refused { link, error } => {
             eprintln!("dmsgd: link {}: refused: {error}", link.0)
         }
