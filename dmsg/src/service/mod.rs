@@ -10,7 +10,7 @@
 //! - [`Node::serve`] (a thread per connection) and [`Node::serve_here`] (on
 //!   the caller's thread): the master service of STATE.md §8.2 in Rust. See
 //!   [`ServeOptions`] for the callbacks.
-//! - [`dbg`]: the DBG protocol of §8.3 and the daemon's default shell
+//! - [`dbg`](mod@dbg): the DBG protocol of §8.3 and the daemon's default shell
 //!   ([`NodeShell`]).
 //! - [`net`]: [`connect`] (`dmsg_connect`) and a listener that serves every
 //!   accepted connection on a node ([`Node::listen`]).
