@@ -70,12 +70,14 @@
 pub mod dbg;
 pub mod net;
 mod serve;
+pub mod volconf;
 
 pub use dbg::{circuit_printf, shell_text, NodeShell, Shell, ShellCtx, PRINTF_MAX};
 pub use net::{connect, connect_timeout, split_host_port, ListenerHandle, CONNECT_TIMEOUT};
 pub use serve::{
     ExitCallback, MessageCallback, Negotiate, ServeOptions, ServiceHandle, TextCallback,
 };
+pub use volconf::{SlotInfo, SlotState, VolconfConfig};
 
 use crate::crypto::{OsRandom, RandomSource};
 use crate::link::{Event, LinkError, SendError};
@@ -160,6 +162,8 @@ struct Inner {
     delivering: Mutex<()>,
     subscribers: Mutex<Subscribers>,
     next_link: AtomicU64,
+    /// The volconf workers, once enabled ([`Node::enable_volconf`]).
+    volconf: Mutex<Option<Arc<volconf::Volconf>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -291,6 +295,7 @@ impl Node {
                 delivering: Mutex::new(()),
                 subscribers: Mutex::new(Subscribers::default()),
                 next_link: AtomicU64::new(1),
+                volconf: Mutex::new(None),
             }),
         }
     }
@@ -440,9 +445,11 @@ impl Node {
             .map(|e| e.conn.clone())
     }
 
-    /// Asks every live link to shut down (each service ends as on link
+    /// Stops the volconf workers (waiting for them and their connections)
+    /// and asks every live link to shut down (each service ends as on link
     /// loss).
     pub fn shutdown(&self) {
+        self.stop_volconf();
         let conns: Vec<Conn> = lock(&self.inner.core)
             .conns
             .values()
