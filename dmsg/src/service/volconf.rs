@@ -99,6 +99,8 @@ pub struct SlotInfo {
     pub peer: Option<String>,
     /// The node link of the running connection.
     pub link: Option<LinkId>,
+    /// Copies the worker has taken so far (equal ones included).
+    pub updates: u64,
     /// Connections made so far.
     pub connects: u64,
     /// Connect attempts that failed so far.
@@ -230,6 +232,7 @@ struct Shared {
     state: SlotState,
     peer: Option<String>,
     link: Option<LinkId>,
+    updates: u64,
     connects: u64,
     failures: u64,
     last_error: Option<String>,
@@ -252,6 +255,7 @@ impl Slot {
             state: g.state,
             peer: g.peer.clone(),
             link: g.link,
+            updates: g.updates,
             connects: g.connects,
             failures: g.failures,
             last_error: g.last_error.clone(),
@@ -353,6 +357,7 @@ impl Volconf {
                 state: SlotState::Stopped,
                 peer: None,
                 link: None,
+                updates: 0,
                 connects: 0,
                 failures: 0,
                 last_error: None,
@@ -476,6 +481,7 @@ impl Run<'_> {
                 Step::Stop => break,
                 Step::Update(copy) => {
                     if self.copy == Some(copy) {
+                        self.slot.set(|g| g.updates += 1);
                         continue;
                     }
                     self.disconnect();
@@ -483,6 +489,7 @@ impl Run<'_> {
                     self.target = span_target(&copy);
                     self.backoff.reset();
                     self.retry_at = None;
+                    self.slot.set(|g| g.updates += 1);
                     if self.target.is_none() {
                         // Nothing to connect to: the thread ends, unless
                         // another copy came meanwhile.
