@@ -9,13 +9,16 @@
 //! = the label), accepts connections on the listen address (default
 //! `0.0.0.0:987`), keeps a connection to every `--connect` peer (reconnects
 //! with backoff when it is lost), serves every link with the master service
-//! and the default shell (`help`, `tree`, `span`, `circ`), and logs links
-//! and node events to stderr. Runs until killed.
+//! and the default shell (`help`, `tree`, `span`, `circ`), runs the volconf
+//! workers (every `span:<host>` copy a HAMMER2 mount announces with
+//! `LNK_VOLCONF` is kept connected, with backoff: see
+//! `dmsg::service::volconf`), and logs links and node events to stderr.
+//! Runs until killed.
 #![forbid(unsafe_code)]
 
 use dmsg::crypto::{OsRandom, RandomSource};
 use dmsg::lnk::HubEvent;
-use dmsg::service::{connect, Node, NodeShell, ServeOptions, ServiceEvent};
+use dmsg::service::{connect, Node, NodeShell, ServeOptions, ServiceEvent, VolconfConfig};
 use dmsg::sim::SIM_CLUSTER;
 use dmsg::wire::constants::{peer_type_str, PEER_CLUSTER, PEER_HAMMER2, PFSTYPE_SERVER};
 use dmsg::wire::{Label, LnkSpan, Uuid};
@@ -137,6 +140,12 @@ fn main() -> ExitCode {
     };
     let node = Node::default();
     node.on_event(log_event);
+    node.enable_volconf(VolconfConfig {
+        serve: Some(Arc::new(|host: &str| {
+            ServeOptions::new(format!("volconf {host}")).shell(Arc::new(NodeShell))
+        })),
+        ..VolconfConfig::default()
+    });
     let mut fsid = [0u8; 16];
     if let Err(e) = OsRandom.fill(&mut fsid) {
         eprintln!("dmsgd: no random pfs_fsid: {e}");
