@@ -176,6 +176,11 @@ fn span_copy_connects_when_listener_starts_and_reconnects_after_restart() {
     let s = rig.wait_slot(1, "running", |s| s.state == SlotState::Running);
     assert_eq!(s.connects, 1);
     let first_link = s.link.expect("running slot has a link");
+    let line = s.to_string();
+    assert!(
+        line.contains("slot 1 RUNNING span:127.0.0.1:") && line.contains("connects=1"),
+        "{line}"
+    );
     assert!(wait_until(|| sees(&rig.node, "b") && sees(&b, "a")));
 
     // The listener node goes away: the stream is lost, the slot retries.

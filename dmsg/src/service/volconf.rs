@@ -23,17 +23,17 @@
 //! # Slot states
 //!
 //! ```text
-//!                 update: copyid != 0, path "span:<host>"
-//!   ┌─────────┐   connect ok  ┌─────────┐
-//!   │ STOPPED │──────────────►│ RUNNING │◄──────────┐
-//!   └─────────┘               └─────────┘           │ connect ok
-//!      │  ▲  ▲                   │     │            │
-//!      │  │  │ stop / update     │     │ service  ┌─────────┐
-//!      │  │  └───────────────────┘     │ ended    │ CONNECT │◄─┐ connect
-//!      │  │                            └─────────►└─────────┘──┘ failed
-//!      │  │ stop / update                           │ (backoff)
-//!      │  └─────────────────────────────────────────┘
-//!      └────────────────── connect failed ─────────►  CONNECT
+//!                new copy: copyid != 0, path "span:<host>"
+//!   ┌─────────┐ ────────── connect ok ──────────► ┌─────────┐
+//!   │ STOPPED │                                   │ RUNNING │
+//!   └─────────┘ ◄──── stop / another copy ─────── └─────────┘
+//!     │    ▲                                        │     ▲
+//!     │    │                          service ended │     │ retry:
+//!     │    │ stop / another copy   (stream lost)    ▼     │ connect ok
+//!     │    └──────────────────────────────────── ┌─────────┐
+//!     └────────── connect failed ──────────────► │ CONNECT │ ◄─┐ retry:
+//!                                                └─────────┘ ──┘ connect
+//!                                                  (after backoff) failed
 //! ```
 //!
 //! - *update* with a copy equal (bytewise) to the running one does nothing;
@@ -107,6 +107,29 @@ pub struct SlotInfo {
     pub failures: u64,
     /// The last connect error.
     pub last_error: Option<String>,
+}
+
+impl fmt::Display for SlotInfo {
+    /// One line for a shell or a log: media, slot, state, peer, link and
+    /// counters.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "media {} slot {} {}",
+            self.mediaid, self.index, self.state
+        )?;
+        if let Some(p) = &self.peer {
+            write!(f, " span:{p}")?;
+        }
+        if let Some(l) = self.link {
+            write!(f, " link {}", l.0)?;
+        }
+        write!(f, " connects={} failures={}", self.connects, self.failures)?;
+        if let Some(e) = &self.last_error {
+            write!(f, " ({e})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Makes the [`ServeOptions`] of a volconf connection to a host.
