@@ -714,10 +714,10 @@ impl Handler for CoreHandler {
         }
     }
 
-    fn alt_hangup(&mut self, _conn: &Conn) {
+    fn alt_hangup(&mut self, conn: &Conn) {
         // One more call, so that the callback reads the end of its input
         // (STATE.md §10b row 25: the alt fd is then no longer polled).
-        self.alt_readable(_conn);
+        self.alt_readable(conn);
     }
 
     fn should_stop(&mut self) -> bool {
