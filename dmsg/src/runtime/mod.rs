@@ -33,9 +33,10 @@
 //!  }
 //! ```
 //!
-//! A crypto stage (seal on the way out, open on the way in) goes between the
-//! queue and `writev`, and between `read` and `Link::receive`; the two
-//! places are marked in the driver's source.
+//! With a crypto session (`Driver::set_session`, negotiated with
+//! [`crypto::negotiate`]) a crypto stage seals what is taken from the queue
+//! before `writev` and opens what is read before `Link::receive`; see
+//! [`crypto`].
 //!
 //! # Wakeups
 //!
@@ -121,6 +122,7 @@
 //! ```
 
 mod conn;
+pub mod crypto;
 mod driver;
 pub mod session;
 mod wakeup;
