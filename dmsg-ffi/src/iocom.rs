@@ -171,6 +171,7 @@ pub unsafe extern "C" fn dmsg_iocom_core(iocom: *mut dmsg_iocom_t) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(driver);
     inner.free_all_states();
+    crate::circuit::iocom_gone(iocom);
 }
 
 /// Releases what `dmsg_iocom_init` set up: closes `sock_fd` (and `alt_fd`
@@ -195,6 +196,7 @@ pub unsafe extern "C" fn dmsg_iocom_done(iocom: *mut dmsg_iocom_t) {
             // SAFETY: `mtx` holds the reference dmsg_iocom_init made.
             let inner = Arc::from_raw(raw);
             inner.free_all_states();
+            crate::circuit::iocom_gone(iocom);
             // Dropping the driver closes the socket and our alt fd copy.
             drop(
                 inner

@@ -4,7 +4,7 @@
 //!
 //! Each module is routed to one C header by `tools/gen-headers`:
 //! `wire_types` and `wire_consts` to `include/sys/dmsg.h`; `lib_consts`,
-//! `handshake`, `crc`, `types`, `iocom`, `msg`, `debug` and `subs` to
+//! `handshake`, `crc`, `types`, `iocom`, `msg`, `circuit`, `debug` and `subs` to
 //! `include/dmsg.h`. `mirror` (the library's private state of an iocom and
 //! the `dmsg_state` mirrors) is not routed.
 #![cfg_attr(
@@ -12,6 +12,7 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod circuit;
 pub mod crc;
 pub mod debug;
 pub mod handshake;

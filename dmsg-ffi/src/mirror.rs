@@ -77,7 +77,8 @@ pub struct LiveObjects {
     /// not yet freed).
     pub messages: usize,
     /// Circuits: each initialized iocom's `circuit0`, from
-    /// `dmsg_iocom_init` to `dmsg_iocom_done`.
+    /// `dmsg_iocom_init` to `dmsg_iocom_done`, plus every heap circuit
+    /// mirror (see `circuit.rs`) until it is freed.
     pub circuits: usize,
 }
 
@@ -90,7 +91,7 @@ pub fn live_objects() -> LiveObjects {
     }
 }
 
-/// Counts an iocom's `circuit0` in or out.
+/// Counts an iocom's `circuit0` or a heap circuit mirror in or out.
 pub(crate) fn count_circuit(live: bool) {
     if live {
         LIVE_CIRCUITS.fetch_add(1, Ordering::AcqRel);
@@ -130,8 +131,10 @@ pub(crate) unsafe fn free_msg(msg: *mut dmsg_msg) {
         return;
     }
     // SAFETY: per the contract `msg` is a live calloc'd message; aux_data
-    // is NULL or a malloc'd buffer it owns.
+    // is NULL or a malloc'd buffer it owns; its circuit (if any) holds the
+    // reference the message took.
     unsafe {
+        crate::circuit::release((*msg).circuit);
         libc::free((*msg).aux_data.cast::<c_void>());
         libc::free(msg.cast::<c_void>());
     }
@@ -203,6 +206,7 @@ pub(crate) unsafe fn message_to_msg(m: &Message, iocom: *mut dmsg_iocom) -> *mut
         }
         (*msg).iocom = iocom;
         (*msg).circuit = ptr::addr_of_mut!((*iocom).circuit0);
+        crate::circuit::hold((*msg).circuit);
         (*msg).hdr_size = h;
         (*msg).aux_size = m.aux.len();
         (*msg).aux_data = aux;
@@ -360,8 +364,13 @@ impl IocomInner {
         let sb = match t.by_txn.get(&info.id) {
             Some(&addr) => addr as *mut StateBox,
             None => {
-                // SAFETY: iocom is live; circuit0 is inside it.
-                let circuit = unsafe { ptr::addr_of_mut!((*iocom).circuit0) };
+                // SAFETY: iocom is live; circuit0 is inside it, and a
+                // non-zero circuit gets its mirror.
+                let mut circuit = unsafe { crate::circuit::ensure(iocom, info.circuit) };
+                if circuit.is_null() {
+                    // SAFETY: as above.
+                    circuit = unsafe { ptr::addr_of_mut!((*iocom).circuit0) };
+                }
                 let mut sb = new_state(iocom, circuit, info);
                 if info.origin == Origin::Remote && rx & CREATE != 0 {
                     sb.state.msg = msg;
@@ -486,6 +495,58 @@ impl IocomInner {
         }
     }
 
+    /// Runs `f` with the mirror of transaction `id` (NULL if it has none),
+    /// under the table lock: the mirror stays live during `f`, which must
+    /// not call back into this table.
+    pub(crate) fn with_state_of<R>(&self, id: TxnId, f: impl FnOnce(*mut dmsg_state) -> R) -> R {
+        let t = lock(&self.tables);
+        let p = t
+            .by_txn
+            .get(&id)
+            .map_or(ptr::null_mut(), |&a| a as *mut dmsg_state);
+        f(p)
+    }
+
+    /// Whether `msg` is the creating message (`state->msg`) of transaction
+    /// `id`'s mirror.
+    pub(crate) fn is_creating(&self, id: TxnId, msg: *mut dmsg_msg) -> bool {
+        let t = lock(&self.tables);
+        t.by_txn.get(&id).is_some_and(|&a| {
+            // SAFETY: in the table under its lock, so live.
+            unsafe { (*(a as *mut StateBox)).state.msg == msg }
+        })
+    }
+
+    /// Moves the mirror of the reserved transaction `old` onto the
+    /// transaction `info` (opened for it by the LNK layer): it mirrors
+    /// `info` from now on, and its creating message, now sent, is the
+    /// state's. False (nothing changed) if `old` has no mirror or `info`
+    /// already has one.
+    pub(crate) fn rekey(&self, old: TxnId, info: &TxnInfo) -> bool {
+        let mut t = lock(&self.tables);
+        if t.by_txn.contains_key(&info.id) {
+            return false;
+        }
+        let Some(addr) = t.by_txn.remove(&old) else {
+            return false;
+        };
+        t.by_txn.insert(info.id, addr);
+        t.by_addr.insert(addr, info.id);
+        let sb = addr as *mut StateBox;
+        // SAFETY: in the table under its lock, so live; its msg is live.
+        unsafe {
+            (*sb).txn = info.id;
+            (*sb).user_owns_msg = false;
+            (*sb).state.txcmd = info.icmd;
+            refresh(sb, info, None);
+            let msg = (*sb).state.msg;
+            if !msg.is_null() {
+                (*msg).any.head.msgid = info.msgid;
+            }
+        }
+        true
+    }
+
     /// Frees the mirror of a transaction that is over.
     pub(crate) fn free_state(&self, id: TxnId) {
         let mut t = lock(&self.tables);
@@ -510,9 +571,12 @@ impl IocomInner {
     }
 }
 
-/// A new mirror (counted) for `info` on `circuit`.
+/// A new mirror (counted) for `info` on `circuit`, holding a reference on
+/// the circuit.
 fn new_state(iocom: *mut dmsg_iocom, circuit: *mut dmsg_circuit, info: &TxnInfo) -> Box<StateBox> {
     LIVE_STATES.fetch_add(1, Ordering::AcqRel);
+    // SAFETY: the callers pass a live circuit (circuit0 or a mirror).
+    unsafe { crate::circuit::hold(circuit) };
     Box::new(StateBox {
         state: dmsg_state {
             rbnode: Default::default(),
@@ -564,6 +628,7 @@ unsafe fn refresh(sb: *mut StateBox, info: &TxnInfo, rx: Option<u32>) {
 unsafe fn free_state_box(sb: *mut StateBox) {
     // SAFETY: per the contract we own the box.
     let b = unsafe { Box::from_raw(sb) };
+    crate::circuit::state_freed(sb.cast::<dmsg_state>());
     let msg = b.state.msg;
     if !msg.is_null() {
         if b.user_owns_msg {
@@ -575,6 +640,8 @@ unsafe fn free_state_box(sb: *mut StateBox) {
             unsafe { free_msg(msg) };
         }
     }
+    // SAFETY: the state held a reference on its circuit.
+    unsafe { crate::circuit::release(b.state.circuit) };
     drop(b);
     LIVE_STATES.fetch_sub(1, Ordering::AcqRel);
 }
@@ -632,6 +699,11 @@ impl CoreHandler {
             log(format_args!("out of memory: received message dropped"));
             return;
         }
+        let circuit = txn.map_or(m.hdr.circuit, |t| t.circuit);
+        if circuit != 0 {
+            // SAFETY: msg is fresh and ours, its iocom live.
+            unsafe { crate::circuit::retarget(msg, circuit) };
+        }
         if let Some(info) = txn {
             // SAFETY: both live; msg is ours until the callback.
             unsafe { self.inner.attach(iocom, msg, &info) };
@@ -658,16 +730,29 @@ impl CoreHandler {
 impl Handler for CoreHandler {
     fn event(&mut self, _conn: &Conn, ev: Event) {
         match ev {
-            Event::Message { msg, txn } => self.deliver(msg, txn),
-            Event::Closed(id) => self.inner.free_state(id),
+            Event::Message { msg, txn } => {
+                let circ = txn.is_some_and(|t| cmd::base(t.icmd) == cmd::LNK_CIRC);
+                self.deliver(msg, txn);
+                if circ {
+                    crate::circuit::after_event(self.iocom);
+                }
+            }
+            Event::Closed(id) => {
+                self.inner.free_state(id);
+                crate::circuit::after_event(self.iocom);
+            }
             Event::Violation { violation, hdr } => log(format_args!(
                 "peer broke the transaction rules ({violation}): cmd {:08x} msgid {:016x} dropped",
                 hdr.cmd, hdr.msgid
             )),
-            Event::Relay { msg } => log(format_args!(
-                "message on circuit {:016x} dropped: circuits are not relayed yet",
-                msg.hdr.circuit
-            )),
+            Event::Relay { msg } => {
+                if let Some(msg) = crate::circuit::relay_received(self.iocom, msg) {
+                    log(format_args!(
+                        "message on circuit {:016x} dropped: the link is not attached to a node",
+                        msg.hdr.circuit
+                    ));
+                }
+            }
             Event::Down(e) => {
                 // SAFETY: the iocom is live while its core runs; nothing
                 // else writes ioq_rx.error.

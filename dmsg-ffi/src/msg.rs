@@ -75,10 +75,13 @@ pub unsafe extern "C" fn dmsg_msg_alloc(
     unsafe {
         (*msg).iocom = iocom;
         (*msg).circuit = circuit;
+        crate::circuit::hold(circuit);
         (*msg).hdr_size = hdr_size_of(cmd);
         (*msg).aux_size = aux_size;
         (*msg).aux_data = aux;
         (*msg).any = any_with_cmd(cmd);
+        // The C library left this 0; the message belongs on its circuit.
+        (*msg).any.head.circuit = circuit_id;
     }
     if cmd & CREATE != 0 && cmd & REPLY == 0 {
         let begun = inner.conn.as_ref().map(|c| {
@@ -133,6 +136,12 @@ pub unsafe extern "C" fn dmsg_msg_write(msg: *mut dmsg_msg_t) {
         unsafe { free_msg(msg) };
         return;
     };
+    // SAFETY: live per the contract.
+    if unsafe { crate::circuit::intercept_write(&inner, &conn, msg) } {
+        // A C LNK_CIRC|CREATE, sent by the node as a managed circuit; `msg`
+        // is its state's creating message.
+        return;
+    }
     // SAFETY: live per the contract.
     let m = unsafe { msg_to_message(msg) };
     // SAFETY: live per the contract.
@@ -258,6 +267,10 @@ unsafe fn answer_state(state: *mut dmsg_state_t, error: u32, close: bool, what: 
     let Some(inner) = (unsafe { IocomInner::of(iocom) }) else {
         return;
     };
+    if close && crate::circuit::close_by_state(iocom, state) {
+        // The LNK_CIRC of a circuit ending here: closed by the node.
+        return;
+    }
     if let Some(id) = inner.txn_of(state) {
         answer(&inner, To::Txn(id), error, close, what);
     }

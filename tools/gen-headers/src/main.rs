@@ -74,6 +74,7 @@ const HEADERS: &[HeaderSpec] = &[
             "types.rs",
             "iocom.rs",
             "msg.rs",
+            "circuit.rs",
             "debug.rs",
             "subs.rs",
         ],
