@@ -40,10 +40,11 @@ use crate::mirror::{count_circuit, log, IocomInner};
 use crate::types::{dmsg_circuit, dmsg_circuit_t, dmsg_iocom, dmsg_msg_t, dmsg_state};
 use core::ffi::c_int;
 use core::ptr;
+use dmsg::link::Event;
 use dmsg::lnk::{CircError, CircuitId, CircuitKind, CircuitView, Hub, LinkId};
 use dmsg::runtime::Conn;
 use dmsg::service::{Node, ServiceEvent};
-use dmsg::state::{Origin, TxnId};
+use dmsg::state::{Origin, TxnId, TxnInfo};
 use dmsg::wire::{cmd, Message};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -653,6 +654,48 @@ pub(crate) fn sync_node(key: usize) {
 /// engine, the attachment is forgotten.
 fn detach(iocom: *mut dmsg_iocom) {
     attached().remove(&(iocom as usize));
+    c_opened().retain(|&(i, _)| i != iocom as usize);
+}
+
+/// `LNK_CIRC` transactions that C opened (`intercept_write`), by (iocom,
+/// transaction): their messages are fed to the node by the library, since
+/// C code hands them to the state's `func`, not to `dmsg_msg_lnk`.
+static C_OPENED: Mutex<BTreeSet<(usize, TxnId)>> = Mutex::new(BTreeSet::new());
+
+fn c_opened() -> MutexGuard<'static, BTreeSet<(usize, TxnId)>> {
+    C_OPENED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Before a message of an `LNK_CIRC` transaction is delivered to C: if C
+/// opened that circuit, the node sees the message first (the end-to-end
+/// acknowledgement, the far end's teardown).
+pub(crate) fn before_delivery(iocom: *mut dmsg_iocom, msg: &Message, txn: Option<TxnInfo>) {
+    let Some(t) = txn else { return };
+    if !c_opened().contains(&(iocom as usize, t.id)) {
+        return;
+    }
+    if let Some((node, link, _)) = attachment(iocom) {
+        let ev = Event::Message {
+            msg: msg.clone(),
+            txn,
+        };
+        if let Err(e) = node.dispatch(link, &ev) {
+            if crate::mirror::debug_level() >= 1 {
+                log(format_args!("LNK_CIRC reply refused by the node: {e}"));
+            }
+        }
+    }
+}
+
+/// After transaction `id` of `iocom` closed: the node learns it (it is
+/// idempotent: a transaction the node already forgot is not its business)
+/// and the circuit mirrors follow.
+pub(crate) fn after_closed(iocom: *mut dmsg_iocom, id: TxnId) {
+    c_opened().remove(&(iocom as usize, id));
+    if let Some((node, link, key)) = attachment(iocom) {
+        let _ = node.dispatch(link, &Event::Closed(id));
+        sync_node(key);
+    }
 }
 
 /// After an event of `iocom` that may have changed its circuits.
@@ -747,6 +790,7 @@ pub(crate) unsafe fn intercept_write(
         // Already over (the link went down meanwhile): nothing to mirror.
         return false;
     };
+    c_opened().insert((iocom as usize, info.id));
     if !inner.rekey(old, &info) {
         log(format_args!(
             "circuit {:016x}: its LNK_CIRC already has a state; the C state is left unused",

@@ -732,6 +732,9 @@ impl Handler for CoreHandler {
         match ev {
             Event::Message { msg, txn } => {
                 let circ = txn.is_some_and(|t| cmd::base(t.icmd) == cmd::LNK_CIRC);
+                if circ {
+                    crate::circuit::before_delivery(self.iocom, &msg, txn);
+                }
                 self.deliver(msg, txn);
                 if circ {
                     crate::circuit::after_event(self.iocom);
@@ -739,7 +742,7 @@ impl Handler for CoreHandler {
             }
             Event::Closed(id) => {
                 self.inner.free_state(id);
-                crate::circuit::after_event(self.iocom);
+                crate::circuit::after_closed(self.iocom, id);
             }
             Event::Violation { violation, hdr } => log(format_args!(
                 "peer broke the transaction rules ({violation}): cmd {:08x} msgid {:016x} dropped",
