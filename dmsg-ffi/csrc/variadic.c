@@ -46,3 +46,33 @@ dmsg_iocom_label(void *iocom, const char *ctl, ...)
 	}
 	dmsg_ffi_iocom_set_label(iocom, buf);
 }
+
+/* Rust (dmsg-ffi/src/service.rs): sends text + NUL on the circuit. */
+void dmsg_ffi_circuit_printf(void *circuit, const char *text);
+
+/* The prototype the header declares, with the circuit as an opaque pointer. */
+void dmsg_circuit_printf(void *circuit, const char *ctl, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Formats at most 1023 characters (longer output is cut, as the original
+ * formats into 1024 bytes) and sends them with a NUL as a one-way
+ * DBG_SHELL|REPLY on the circuit. A NULL circuit or format, or a
+ * formatting error, sends nothing.
+ */
+void
+dmsg_circuit_printf(void *circuit, const char *ctl, ...)
+{
+	va_list va;
+	char buf[1024];
+
+	if (circuit == NULL || ctl == NULL)
+		return;
+	va_start(va, ctl);
+	if (vsnprintf(buf, sizeof(buf), ctl, va) < 0) {
+		va_end(va);
+		return;
+	}
+	va_end(va);
+	dmsg_ffi_circuit_printf(circuit, buf);
+}

@@ -195,6 +195,7 @@ pub unsafe extern "C" fn dmsg_iocom_done(iocom: *mut dmsg_iocom_t) {
             (*iocom).mtx = ptr::null_mut();
             // SAFETY: `mtx` holds the reference dmsg_iocom_init made.
             let inner = Arc::from_raw(raw);
+            crate::lnk::link_down(&inner, &dmsg::link::LinkError::Shutdown);
             inner.free_all_states();
             crate::circuit::iocom_gone(iocom);
             // Dropping the driver closes the socket and our alt fd copy.

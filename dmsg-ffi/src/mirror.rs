@@ -275,6 +275,8 @@ pub(crate) struct IocomInner {
     /// that `dmsg_iocom_done` closes the fds).
     pub(crate) driver: Mutex<Option<Driver>>,
     tables: Mutex<Tables>,
+    /// The LNK layer's state of this iocom (its node; see `lnk.rs`).
+    pub(crate) lnk: crate::lnk::IocomLnk,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -292,6 +294,7 @@ impl IocomInner {
             conn,
             driver: Mutex::new(driver),
             tables: Mutex::new(Tables::default()),
+            lnk: crate::lnk::IocomLnk::default(),
         }
     }
 
@@ -316,6 +319,14 @@ impl IocomInner {
             Arc::increment_strong_count(raw);
             Some(Arc::from_raw(raw))
         }
+    }
+
+    /// The mirror of a live transaction, or None.
+    pub(crate) fn state_of(&self, id: TxnId) -> Option<*mut dmsg_state> {
+        lock(&self.tables)
+            .by_txn
+            .get(&id)
+            .map(|&addr| addr as *mut dmsg_state)
     }
 
     /// Looks up a C state pointer.
@@ -708,6 +719,9 @@ impl CoreHandler {
             // SAFETY: both live; msg is ours until the callback.
             unsafe { self.inner.attach(iocom, msg, &info) };
         }
+        // The engine's event stays reachable for dmsg_msg_lnk while the
+        // callback runs.
+        let current = crate::lnk::set_current_event(msg, Event::Message { msg: m, txn });
         // SAFETY: reading a callback pointer of the live iocom; the
         // callback gets a live message and runs with no lock held.
         unsafe {
@@ -715,6 +729,7 @@ impl CoreHandler {
                 cb(msg);
             }
         }
+        drop(current);
         // SAFETY: msg is live (callbacks must not free received messages);
         // its state, if any, lives until a Closed event this thread
         // handles later.
@@ -767,6 +782,7 @@ impl Handler for CoreHandler {
                 if debug_level() >= 1 {
                     log(format_args!("link down: {e}"));
                 }
+                crate::lnk::link_down(&self.inner, &e);
             }
         }
     }

@@ -77,6 +77,8 @@ const HEADERS: &[HeaderSpec] = &[
             "circuit.rs",
             "debug.rs",
             "subs.rs",
+            "lnk.rs",
+            "service.rs",
         ],
         about: "The dmsg library (libdmsg): constants, types and functions.",
         prologue: LIB_PROLOGUE,
@@ -165,6 +167,32 @@ void dmsg_iocom_label(dmsg_iocom_t *iocom, const char *ctl, ...)
  * transaction changes on stderr.
  */
 extern int DMsgDebugOpt;
+
+/*
+ * Sends the printf-style formatted text (at most 1023 characters) and a
+ * NUL as a one-way DBG_SHELL|REPLY on the circuit (e.g. msg->circuit in
+ * a dbgmsg callback).
+ */
+void dmsg_circuit_printf(dmsg_circuit_t *circuit, const char *ctl, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * The rnss of the default node, added to the rnss of every span it
+ * relays. Set it before the first LNK use; if it is 0 then, a random
+ * non-zero value is chosen and stored here.
+ */
+extern uint32_t DMsgRNSS;
+
+/*
+ * Called (if set) when a node appears (DMSG_NODEOP_ADD) or goes away
+ * (DMSG_NODEOP_DEL) in any node of the process, outside every library
+ * lock: *opaquep is the node's slot (NULL on ADD; what is stored there is
+ * kept and handed back on DEL); msg holds the node's span
+ * (msg->any.lnk_span; msg->iocom, circuit and state are NULL) and is freed
+ * when the handler returns. dmsg_node_current() names the node whose
+ * registry changed.
+ */
+extern void (*dmsg_node_handler)(void **opaquep, struct dmsg_msg *msg, int op);
 "#;
 
 fn main() -> ExitCode {
