@@ -583,13 +583,28 @@ pub extern "C" fn dmsg_node_default() -> *mut dmsg_node_t {
 /// `node` was returned by `dmsg_node_create` and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn dmsg_node_destroy(node: *mut dmsg_node_t) {
-    let Some(cnode) = node_from_c(node) else {
-        return;
-    };
-    if DEFAULT.get().is_some_and(|d| Arc::ptr_eq(d, &cnode)) {
+    if node.is_null()
+        || DEFAULT
+            .get()
+            .is_some_and(|d| ptr::eq(Arc::as_ptr(d).cast::<dmsg_node_t>(), node))
+    {
         return;
     }
-    lock(&NODES).retain(|w| !ptr::eq(w.as_ptr(), Arc::as_ptr(&cnode)));
+    // Taken out of the registry under its lock: of two racing calls, one
+    // finds it and releases the handle.
+    let cnode = {
+        let mut nodes = lock(&NODES);
+        let Some(i) = nodes
+            .iter()
+            .position(|w| ptr::eq(w.as_ptr().cast::<dmsg_node_t>(), node))
+        else {
+            return;
+        };
+        nodes.remove(i).upgrade()
+    };
+    let Some(cnode) = cnode else {
+        return;
+    };
     cnode.node.shutdown();
     drop(cnode);
     // SAFETY: the handle is the `Arc::into_raw` of dmsg_node_create (it
@@ -659,5 +674,42 @@ pub(crate) unsafe fn terminate_aux(msg: *mut dmsg_msg_t) {
         if n % crate::wire_consts::DMSG_ALIGN == 0 {
             *(*msg).aux_data.add(n - 1) = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_handles_are_checked_before_use() {
+        let n = dmsg_node_create(7);
+        assert!(!n.is_null());
+        assert!(select_node(n).is_some());
+        let mut bogus = 0u64;
+        let bogus = ptr::from_mut(&mut bogus).cast::<dmsg_node_t>();
+        assert!(select_node(bogus).is_none());
+        // SAFETY: NULL, unknown and default handles are ignored; `n` is a
+        // live handle, destroyed once (the second call finds nothing).
+        unsafe {
+            dmsg_node_destroy(ptr::null_mut());
+            dmsg_node_destroy(bogus);
+            dmsg_node_destroy(dmsg_node_default());
+            dmsg_node_destroy(n);
+            dmsg_node_destroy(n);
+        }
+        assert!(select_node(n).is_none());
+        assert!(select_node(dmsg_node_default()).is_some());
+        assert_ne!(DMsgRNSS.load(Ordering::Acquire), 0);
+        assert!(dmsg_node_current().is_null());
+    }
+
+    #[test]
+    fn findspan_of_an_unknown_msgid_is_enoent() {
+        let mut state = ptr::NonNull::<dmsg_state_t>::dangling().as_ptr();
+        // SAFETY: `state` is writable.
+        let rc = unsafe { dmsg_debug_findspan(0x5eed_0000_0000_0001, &mut state) };
+        assert_eq!(rc, libc::ENOENT);
+        assert!(state.is_null());
     }
 }
