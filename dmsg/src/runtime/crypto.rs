@@ -111,7 +111,7 @@ pub enum NegotiateError {
 
 impl NegotiateError {
     /// The `DMSG_IOQ_ERROR_*` code the C library reports for this failure
-    /// (`NORKEY`, `NOLKEY`, `KEYFMT`, `KEYXCHGFAIL`, `BADURANDOM`, `SOCK`,
+    /// (`NORKEY`, `NOLKEY`, `KEYFMT`, `KEYXCHGFAIL`, `BADURANDOM`,
     /// `NOPEER`).
     pub fn ioq_error(&self) -> u32 {
         match self {
@@ -133,10 +133,12 @@ impl NegotiateError {
                 source: HandshakeError::Random { .. },
                 ..
             } => ioq_error::BADURANDOM,
+            // The C library reports any failed read or write of the
+            // handshake as a failed key exchange too.
             NegotiateError::Handshake { .. }
             | NegotiateError::Timeout { .. }
-            | NegotiateError::Eof { .. } => ioq_error::KEYXCHGFAIL,
-            NegotiateError::Io { .. } => ioq_error::SOCK,
+            | NegotiateError::Eof { .. }
+            | NegotiateError::Io { .. } => ioq_error::KEYXCHGFAIL,
         }
     }
 
