@@ -68,6 +68,11 @@ pub struct Link {
     txns: BTreeMap<TxnId, TxnInfo>,
     index: HashMap<Key, TxnId>,
     circuits: HashMap<u64, CircuitRole>,
+    /// Circuit ids announced by a remote `LNK_CIRC|CREATE` that the layer
+    /// above has not yet declared or refused, with the messages received
+    /// on them meanwhile (the peer may use a circuit at once, and a read
+    /// decodes many frames before the `LNK_CIRC` event is handled).
+    held: HashMap<u64, Vec<Message>>,
     next_msgid: u64,
     next_txn: u64,
     events: VecDeque<Event>,
@@ -75,6 +80,12 @@ pub struct Link {
 }
 
 /// `LNK_ERROR` with the given flags.
+/// True for a peer's `LNK_CIRC` on circuit 0: it announces a circuit whose
+/// messages are held until the layer above decides.
+fn announces_circuit(t: &TxnInfo) -> bool {
+    t.circuit == 0 && t.origin == Origin::Remote && t.icmd == cmd::LNK_CIRC
+}
+
 fn lnk_error(flags: u32, msgid: u64, circuit: u64, error: u32) -> Message {
     let mut m = Message::new(cmd::LNK_ERROR | flags);
     m.hdr.msgid = msgid;
@@ -99,6 +110,7 @@ impl Link {
             txns: BTreeMap::new(),
             index: HashMap::new(),
             circuits: HashMap::new(),
+            held: HashMap::new(),
             next_msgid: config.first_msgid.max(1),
             next_txn: 1,
             events: VecDeque::new(),
@@ -140,7 +152,12 @@ impl Link {
                 }
                 Some(CircuitRole::Endpoint) => {}
                 None => {
-                    self.violation(Violation::UnknownCircuit, &msg);
+                    if let Some(q) = self.held.get_mut(&circuit) {
+                        // Its LNK_CIRC is not decided yet: wait for it.
+                        q.push(msg);
+                    } else {
+                        self.violation(Violation::UnknownCircuit, &msg);
+                    }
                     return;
                 }
             }
@@ -175,6 +192,9 @@ impl Link {
                 };
                 self.txns.insert(id, info);
                 self.index.insert((circuit, Origin::Remote, info.msgid), id);
+                if circuit == 0 && info.icmd == cmd::LNK_CIRC && c & DELETE == 0 {
+                    self.held.entry(info.msgid).or_default();
+                }
                 self.events.push_back(Event::Message {
                     msg,
                     txn: Some(info),
@@ -217,6 +237,9 @@ impl Link {
     fn free(&mut self, id: TxnId) {
         if let Some(t) = self.txns.remove(&id) {
             self.index.remove(&(t.circuit, t.origin, t.msgid));
+            if announces_circuit(&t) {
+                self.release_held(t.msgid);
+            }
             self.events.push_back(Event::Closed(id));
         }
     }
@@ -270,6 +293,7 @@ impl Link {
         }
         self.down = Some(error.clone());
         self.tx.clear();
+        self.held.clear();
         let code = error.code();
         let mut order: Vec<TxnId> = self
             .txns
@@ -386,10 +410,15 @@ impl Link {
         msg.hdr.cmd = c;
         msg.hdr.msgid = t.msgid;
         msg.hdr.circuit = t.circuit;
+        let refused_circ = c & DELETE != 0 && announces_circuit(t);
+        let circ_id = t.msgid;
         self.tx.push(&mut self.encoder, msg)?;
         t.txcmd |= c & (CREATE | DELETE);
         if t.is_done() {
             self.free(id);
+        }
+        if refused_circ {
+            self.release_held(circ_id);
         }
         Ok(())
     }
@@ -463,6 +492,22 @@ impl Link {
     pub fn add_circuit(&mut self, id: u64, role: CircuitRole) {
         if id != 0 {
             self.circuits.insert(id, role);
+            if let Some(q) = self.held.remove(&id) {
+                for m in q {
+                    self.dispatch(m);
+                }
+            }
+        }
+    }
+
+    /// The `LNK_CIRC` that announced circuit `id` was closed by us or is
+    /// over without the circuit being declared: what was held for it is
+    /// refused as on an unknown circuit.
+    fn release_held(&mut self, id: u64) {
+        if let Some(q) = self.held.remove(&id) {
+            for m in q {
+                self.violation(Violation::UnknownCircuit, &m);
+            }
         }
     }
 

@@ -197,19 +197,28 @@ impl NodeShell {
     }
 
     /// `circ <msgid>`: forge a virtual circuit over the received span with
-    /// that msgid. This is where the `LNK_CIRC` transaction is opened once
-    /// the hub has circuits; until then the span is looked up and the
-    /// command reports that circuits are not available.
+    /// that msgid (`dmsg_debug_findspan`, then `LNK_CIRC|CREATE` with
+    /// `target` = the msgid, as the hammer2 tool does) and print its id.
+    /// The circuit has no handle: it lives until the far end closes it or
+    /// its path or span goes away (see [`Node::forge_circuit`]).
     fn circ(&self, ctx: &ShellCtx<'_>, msgid: u64) {
-        match ctx.node().findspan(msgid) {
-            None => {
-                let _ = ctx.print(&format!("circ: no span with msgid {msgid:016x}\n"));
-            }
-            Some(span) => {
+        let Some(span) = ctx.node().findspan(msgid) else {
+            let _ = ctx.print(&format!("circ: no span with msgid {msgid:016x}\n"));
+            return;
+        };
+        let Some(link) = span.link else {
+            let _ = ctx.print(&format!("circ: span {msgid:016x} is a local span\n"));
+            return;
+        };
+        match ctx.node().forge_circuit(link, msgid) {
+            Ok(c) => {
                 let _ = ctx.print(&format!(
-                    "circ: span {msgid:016x} found (dist={}); virtual circuits are not available yet\n",
-                    span.dist
+                    "circ: opened circuit {:016x} on link {} to span {msgid:016x} (dist={})\n",
+                    c.id, c.link.0, span.dist
                 ));
+            }
+            Err(e) => {
+                let _ = ctx.print(&format!("circ: span {msgid:016x}: {e}\n"));
             }
         }
     }

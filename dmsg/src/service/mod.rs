@@ -67,11 +67,13 @@
 //! assert_eq!(a.nodes().len(), 1, "b's span went with the link");
 //! ```
 
+mod circuit;
 pub mod dbg;
 pub mod net;
 mod serve;
 pub mod volconf;
 
+pub use circuit::{Circuit, CircuitCallback, CircuitIncoming, RELAY_WAIT};
 pub use dbg::{circuit_printf, shell_text, NodeShell, Shell, ShellCtx, PRINTF_MAX};
 pub use net::{connect, connect_timeout, split_host_port, ListenerHandle, CONNECT_TIMEOUT};
 pub use serve::{
@@ -80,10 +82,10 @@ pub use serve::{
 pub use volconf::{SlotInfo, SlotState, VolconfConfig};
 
 use crate::crypto::{OsRandom, RandomSource};
-use crate::link::{Event, LinkError, SendError};
+use crate::link::{CircuitRole, Event, LinkError, SendError};
 use crate::lnk::{
-    Handled, Hub, HubConfig, HubEvent, HubStats, LinkId, Links, LnkError, LocalSpanId, NodeView,
-    SpanRef,
+    CircuitEvent, Handled, Hub, HubConfig, HubEvent, HubStats, LinkId, Links, LnkError,
+    LocalSpanId, NodeView, SpanRef,
 };
 use crate::runtime::Conn;
 use crate::state::TxnId;
@@ -127,6 +129,9 @@ pub enum ServiceEvent {
         /// What was wrong.
         error: LnkError,
     },
+    /// A circuit ending here came up, was accepted, or went down (see
+    /// [`Circuit`]).
+    Circuit(CircuitEvent),
 }
 
 /// One live connection of a node.
@@ -162,6 +167,8 @@ struct Inner {
     delivering: Mutex<()>,
     subscribers: Mutex<Subscribers>,
     next_link: AtomicU64,
+    /// Handles and handlers of the circuits ending here.
+    endpoints: circuit::Endpoints,
     /// The volconf workers, once enabled ([`Node::enable_volconf`]).
     volconf: Mutex<Option<Arc<volconf::Volconf>>>,
 }
@@ -177,6 +184,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct NodeLinks<'a> {
     conns: &'a mut BTreeMap<LinkId, Entry>,
     sent: &'a mut u64,
+    /// A link whose transmit queue a forwarded message left over its
+    /// limit (see [`Node::relay`]).
+    congested: Option<Conn>,
 }
 
 impl fmt::Debug for NodeLinks<'_> {
@@ -227,6 +237,34 @@ impl Links for NodeLinks<'_> {
     }
     fn reply_oneway(&mut self, link: LinkId, to: &Header, error: u32) -> Result<(), SendError> {
         self.with(link, |l| l.reply_oneway(to, error))
+    }
+    fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
+        let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
+        let limit = entry.conn.tx_limit();
+        let over = entry.conn.with_link_nowait(|l| {
+            l.forward(msg)?;
+            Ok::<_, SendError>(l.tx_len() >= limit)
+        })?;
+        *self.sent += 1;
+        if over {
+            self.congested = Some(entry.conn.clone());
+        }
+        Ok(())
+    }
+    fn add_circuit(&mut self, link: LinkId, id: u64, role: CircuitRole) -> Result<(), SendError> {
+        let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
+        entry.conn.with_link_nowait(|l| {
+            if l.is_down() {
+                return Err(SendError::LinkDown);
+            }
+            l.add_circuit(id, role);
+            Ok(())
+        })
+    }
+    fn remove_circuit(&mut self, link: LinkId, id: u64, error: u32) {
+        if let Some(entry) = self.conns.get(&link) {
+            entry.conn.with_link_nowait(|l| l.remove_circuit(id, error));
+        }
     }
 }
 
@@ -295,6 +333,7 @@ impl Node {
                 delivering: Mutex::new(()),
                 subscribers: Mutex::new(Subscribers::default()),
                 next_link: AtomicU64::new(1),
+                endpoints: circuit::Endpoints::default(),
                 volconf: Mutex::new(None),
             }),
         }
@@ -310,12 +349,19 @@ impl Node {
         let r = {
             let mut guard = lock(&self.inner.core);
             let Core { hub, conns, sent } = &mut *guard;
-            let mut links = NodeLinks { conns, sent };
+            let mut links = NodeLinks {
+                conns,
+                sent,
+                congested: None,
+            };
             let mut extra = Vec::new();
             let r = f(hub, &mut links, &mut extra);
             let mut pending = lock(&self.inner.pending);
             while let Some(e) = hub.poll_event() {
                 pending.push_back(ServiceEvent::Hub(e));
+            }
+            while let Some(e) = hub.poll_circuit_event() {
+                pending.push_back(ServiceEvent::Circuit(e));
             }
             pending.extend(extra);
             r
@@ -336,6 +382,9 @@ impl Node {
             loop {
                 let next = lock(&self.inner.pending).pop_front();
                 let Some(ev) = next else { break };
+                if let ServiceEvent::Circuit(e) = &ev {
+                    self.circuit_event(e);
+                }
                 let callbacks = {
                     let mut subs = lock(&self.inner.subscribers);
                     subs.channels.retain(|tx| tx.send(ev.clone()).is_ok());

@@ -3,7 +3,7 @@
 use super::dbg::{self, Shell};
 use super::{master_conn, Node};
 use crate::link::{Event, Link, LinkConfig, LinkError};
-use crate::lnk::{Handled, LinkId};
+use crate::lnk::{CircuitId, Handled, LinkId};
 use crate::runtime::{Conn, Driver, DriverConfig, Handler};
 use crate::state::Origin;
 use crate::wire::cmd::{self, CREATE};
@@ -260,7 +260,26 @@ impl Service<'_> {
             }
             return;
         };
+        let circuit = txn.map_or(msg.hdr.circuit, |t| t.circuit);
+        let (msg, txn) = if circuit == 0 {
+            (msg, txn)
+        } else {
+            let c = CircuitId {
+                link: self.link,
+                id: circuit,
+            };
+            match self.node.to_circuit(c, msg, txn) {
+                Some(back) => back,
+                None => return,
+            }
+        };
         let base = txn.map_or(msg.hdr.cmd, |t| t.icmd);
+        let node_shell = if circuit == 0 {
+            None
+        } else {
+            self.node.shell()
+        };
+        let shell = node_shell.as_deref().or(self.shell.as_deref());
         if base & cmd::PROTOS == cmd::PROTO_DBG {
             let mut to_stderr = |text: &str| eprint!("{text}");
             let out: &mut dyn FnMut(&str) = match self.on_shell_reply.as_mut() {
@@ -268,7 +287,17 @@ impl Service<'_> {
                 None => &mut to_stderr,
             };
             let ctx = dbg::ShellCtx::new(self.node, conn, self.link, msg.hdr.circuit);
-            if dbg::msg_dbg(&ctx, &msg, txn.as_ref(), self.shell.as_deref(), out) {
+            if dbg::msg_dbg(&ctx, &msg, txn.as_ref(), shell, out) {
+                return;
+            }
+        }
+        if circuit != 0 {
+            if let Some(cb) = self.node.circuit_callback() {
+                let c = CircuitId {
+                    link: self.link,
+                    id: circuit,
+                };
+                cb(conn, c, Event::Message { msg, txn });
                 return;
             }
         }
@@ -288,6 +317,15 @@ impl Service<'_> {
 
 impl Handler for Service<'_> {
     fn event(&mut self, conn: &Conn, ev: Event) {
+        let ev = match ev {
+            // Relayed circuit traffic: by value, no hub bookkeeping to
+            // signal.
+            Event::Relay { msg } => {
+                self.node.relay(self.link, msg);
+                return;
+            }
+            other => other,
+        };
         let down = matches!(ev, Event::Down(_));
         match self.node.dispatch(self.link, &ev) {
             Ok(Handled::NotMine) => self.not_mine(conn, ev),

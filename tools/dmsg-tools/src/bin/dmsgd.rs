@@ -102,6 +102,7 @@ fn log_event(ev: &ServiceEvent) {
         ServiceEvent::Refused { link, error } => {
             eprintln!("dmsgd: link {}: refused: {error}", link.0)
         }
+        ServiceEvent::Circuit(c) => eprintln!("dmsgd: circuit: {c:?}"),
     }
 }
 

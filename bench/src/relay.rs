@@ -1,0 +1,202 @@
+//! `dmsg-bench-relay`: throughput of 4 KiB one-way messages on a virtual
+//! circuit through 1 and 3 relay nodes, against a direct link (circuit 0),
+//! all measured in the same run.
+//!
+//! Every node is a threaded [`Node`] and every link a Unix socketpair
+//! served by [`Node::serve`] (one driver thread per link end), all in this
+//! process. A sender thread on the first node queues the messages (16 per
+//! lock of the link); the last node counts what arrives, in the node's
+//! message callback (direct) or circuit callback (relayed). Each figure
+//! is the count over a fixed window after a warm-up.
+//!
+//! Run with `cargo run --release -p dmsg-bench --bin dmsg-bench-relay`.
+//! `DMSG_BENCH_SECS` sets the length of each window (default 1.0).
+
+use dmsg::link::Event;
+use dmsg::lnk::HubConfig;
+use dmsg::service::{Node, ServeOptions, ServiceHandle};
+use dmsg::sim::default_span;
+use dmsg::wire::{cmd, Message};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Aux bytes per message.
+const AUX: usize = 4096;
+/// Messages queued per lock of the sending link.
+const BATCH: usize = 16;
+/// Longest wait for the nodes to see each other or a circuit to come up.
+const SETUP: Duration = Duration::from_secs(20);
+
+/// A line of nodes joined by served socketpairs.
+struct Line {
+    nodes: Vec<Node>,
+    hops: Vec<(ServiceHandle, ServiceHandle)>,
+    /// Messages the last node received.
+    got: Arc<AtomicU64>,
+}
+
+fn line(n: usize) -> Res<Line> {
+    let got = Arc::new(AtomicU64::new(0));
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let node = Node::new(HubConfig::new(u32::try_from(i)? * 7 + 1));
+        node.add_local_span(default_span(i));
+        nodes.push(node);
+    }
+    let last = n - 1;
+    if let Some(sink) = nodes.get(last) {
+        let g = Arc::clone(&got);
+        sink.on_circuit_message(move |_, _, ev| {
+            if let Event::Message { .. } = ev {
+                g.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut hops = Vec::new();
+    for (i, pair) in nodes.windows(2).enumerate() {
+        let [l, r] = pair else { continue };
+        let (sl, sr) = UnixStream::pair()?;
+        let hl = l.serve(sl, ServeOptions::new(format!("{i}>")))?;
+        let mut opts = ServeOptions::new(format!("<{i}"));
+        if i + 1 == last {
+            let g = Arc::clone(&got);
+            opts = opts.on_message(move |_, ev| {
+                if let Event::Message { .. } = ev {
+                    g.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let hr = r.serve(sr, opts)?;
+        hops.push((hl, hr));
+    }
+    let deadline = Instant::now() + SETUP;
+    while nodes.iter().any(|x| x.nodes().len() < n) {
+        if Instant::now() > deadline {
+            return Err("the nodes did not converge".into());
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    Ok(Line { nodes, hops, got })
+}
+
+impl Line {
+    fn stop(self) {
+        for (l, r) in self.hops {
+            l.shutdown();
+            l.join();
+            r.join();
+        }
+    }
+}
+
+/// A measured rate of 4 KiB messages.
+#[derive(Clone, Copy, Debug)]
+struct Rate {
+    msgs: f64,
+}
+
+impl Rate {
+    fn mb(self) -> f64 {
+        self.msgs * AUX as f64 / 1e6
+    }
+}
+
+/// Streams messages from the first node to the last through `relays`
+/// relay nodes (0: directly on circuit 0 of the link) and measures what
+/// arrives over `window` after a warm-up of a fifth of it.
+fn measure(relays: usize, window: Duration) -> Res<Rate> {
+    let l = line(relays + 2)?;
+    let first = l.nodes.first().ok_or("no nodes")?.clone();
+    let (conn, circuit, handle) = if relays == 0 {
+        let link = first.links().first().map(|x| x.0).ok_or("no link")?;
+        (first.conn(link).ok_or("no conn")?, 0, None)
+    } else {
+        let far = default_span(relays + 1);
+        let id = first
+            .nodes()
+            .into_iter()
+            .find(|v| *v.span == far)
+            .map(|v| v.id)
+            .ok_or("the far node is not seen")?;
+        let c = first.open_circuit(id)?;
+        let deadline = Instant::now() + SETUP;
+        while !c.view().is_some_and(|v| v.acked) {
+            if Instant::now() > deadline {
+                return Err("the circuit did not come up".into());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        (c.conn().clone(), c.id().id, Some(c))
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let sender = thread::Builder::new()
+        .name("relay-sender".into())
+        .spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let r = conn.with_link(|lk| {
+                    for _ in 0..BATCH {
+                        let mut m = Message::new(cmd::BLK_WRITE);
+                        m.hdr.circuit = circuit;
+                        m.aux = vec![0x5a; AUX];
+                        lk.send_oneway(m)?;
+                    }
+                    Ok::<_, dmsg::link::SendError>(())
+                });
+                if r.is_err() {
+                    return;
+                }
+            }
+        })?;
+    thread::sleep(window / 5);
+    let (n0, t0) = (l.got.load(Ordering::Relaxed), Instant::now());
+    thread::sleep(window);
+    let (n1, t1) = (l.got.load(Ordering::Relaxed), Instant::now());
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    drop(handle);
+    l.stop();
+    let secs = t1.duration_since(t0).as_secs_f64().max(1e-9);
+    Ok(Rate {
+        msgs: n1.saturating_sub(n0) as f64 / secs,
+    })
+}
+
+fn main() -> Res<()> {
+    let secs: f64 = std::env::var("DMSG_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let window = Duration::from_secs_f64(secs.clamp(0.05, 10.0));
+    println!(
+        "dmsg-bench-relay: {AUX} B one-way messages, {BATCH} per lock, threaded nodes over Unix socketpairs, {secs:.1} s per figure\n"
+    );
+    let direct = measure(0, window)?;
+    println!(
+        "  direct link A-B (circuit 0)       {:>10.0} msg/s {:>8.1} MB/s",
+        direct.msgs,
+        direct.mb()
+    );
+    for (relays, target) in [(1usize, Some(0.80)), (3, None)] {
+        let r = measure(relays, window)?;
+        let ratio = r.msgs / direct.msgs.max(1e-9);
+        let verdict = match target {
+            Some(t) if ratio >= t => format!("  (target >= {:.0}%: met)", t * 100.0),
+            Some(t) => format!("  (target >= {:.0}%: NOT met)", t * 100.0),
+            None => String::new(),
+        };
+        println!(
+            "  circuit through {relays} relay{}          {:>10.0} msg/s {:>8.1} MB/s  {:>5.1}% of direct{verdict}",
+            if relays == 1 { " " } else { "s" },
+            r.msgs,
+            r.mb(),
+            ratio * 100.0
+        );
+    }
+    Ok(())
+}
