@@ -120,7 +120,7 @@ fn measure(relays: usize, window: Duration) -> Res<Rate> {
         let id = first
             .nodes()
             .into_iter()
-            .find(|v| *v.span == far)
+            .find(|v| v.span.pfs_fsid == far.pfs_fsid)
             .map(|v| v.id)
             .ok_or("the far node is not seen")?;
         let c = first.open_circuit(id)?;

@@ -273,12 +273,22 @@ impl Node {
     /// up to [`RELAY_WAIT`] for it to drain. A refusal is reported as
     /// [`ServiceEvent::Refused`].
     pub fn relay(&self, link: LinkId, msg: Message) {
-        let congested = self.locked(|hub, links, extra| {
-            if let Err(error) = hub.relay_message(link, msg, links) {
-                extra.push(ServiceEvent::Refused { link, error });
-            }
-            links.congested.take()
-        });
+        // The hot path of a relay: one hold of the core lock and nothing
+        // else (relaying produces no hub events to deliver).
+        let (congested, refused) = {
+            let mut guard = lock(&self.inner.core);
+            let super::Core { hub, conns, sent } = &mut *guard;
+            let mut links = super::NodeLinks {
+                conns,
+                sent,
+                congested: None,
+            };
+            let r = hub.relay_message(link, msg, &mut links);
+            (links.congested.take(), r.err())
+        };
+        if let Some(error) = refused {
+            self.locked(|_, _, extra| extra.push(ServiceEvent::Refused { link, error }));
+        }
         if let Some(conn) = congested {
             wait_below_limit(&conn, RELAY_WAIT);
         }
