@@ -41,7 +41,7 @@ use crate::types::{dmsg_circuit, dmsg_circuit_t, dmsg_iocom, dmsg_msg_t, dmsg_st
 use core::ffi::c_int;
 use core::ptr;
 use dmsg::link::Event;
-use dmsg::lnk::{CircError, CircuitId, CircuitKind, CircuitView, Hub, LinkId};
+use dmsg::lnk::{CircuitId, CircuitKind, CircuitView, Hub, LinkId};
 use dmsg::runtime::Conn;
 use dmsg::service::{Node, ServiceEvent};
 use dmsg::state::{Origin, TxnId, TxnInfo};
@@ -655,6 +655,7 @@ pub(crate) fn sync_node(key: usize) {
 fn detach(iocom: *mut dmsg_iocom) {
     attached().remove(&(iocom as usize));
     c_opened().retain(|&(i, _)| i != iocom as usize);
+    c_accepted().retain(|&(i, _), _| i != iocom as usize);
 }
 
 /// `LNK_CIRC` transactions that C opened (`intercept_write`), by (iocom,
@@ -671,6 +672,12 @@ fn c_opened() -> MutexGuard<'static, BTreeSet<(usize, TxnId)>> {
 /// acknowledgement, the far end's teardown).
 pub(crate) fn before_delivery(iocom: *mut dmsg_iocom, msg: &Message, txn: Option<TxnInfo>) {
     let Some(t) = txn else { return };
+    // SAFETY: called from the iocom's core loop, so it is live.
+    if let Some(inner) = unsafe { IocomInner::of(iocom) } {
+        // Waits for an intercept_write that is opening this very
+        // transaction to finish (it holds the mirror tables).
+        inner.with_state_of(t.id, |_| ());
+    }
     if !c_opened().contains(&(iocom as usize, t.id)) {
         return;
     }
@@ -692,6 +699,7 @@ pub(crate) fn before_delivery(iocom: *mut dmsg_iocom, msg: &Message, txn: Option
 /// and the circuit mirrors follow.
 pub(crate) fn after_closed(iocom: *mut dmsg_iocom, id: TxnId) {
     c_opened().remove(&(iocom as usize, id));
+    accepted_closed(iocom, id);
     if let Some((node, link, key)) = attachment(iocom) {
         let _ = node.dispatch(link, &Event::Closed(id));
         sync_node(key);
@@ -765,33 +773,42 @@ pub(crate) unsafe fn intercept_write(
     if !inner.is_creating(old, msg) {
         return false;
     }
+    // The mirror tables stay locked from before the LNK_CIRC goes out until
+    // the C state mirrors it: a reply that comes back at once (the far end
+    // may be a few microseconds away) waits for the lock on the core
+    // thread, then finds the C state (and `before_delivery` finds the
+    // transaction in C_OPENED), instead of getting a state of its own.
+    // Lock order: node, then tables, then link, as everywhere.
     let opened = node.with_hub(|hub, links| {
-        let c = hub.open_circuit_to(link, target, links)?;
-        let v = hub.circuit(c).ok_or(CircError::NoSpan)?;
-        Ok::<_, CircError>((c, v.near_txn))
+        inner.rekey_with(old, || {
+            let c = match hub.open_circuit_to(link, target, links) {
+                Ok(c) => c,
+                Err(e) => {
+                    log(format_args!(
+                        "LNK_CIRC to span {target:016x}: {e}; sent as it is"
+                    ));
+                    return None;
+                }
+            };
+            let txn = hub.circuit(c)?.near_txn;
+            let (info, span) = conn.with_link_nowait(|l| {
+                let info = l.txn(txn);
+                if info.is_some() {
+                    l.abandon(old);
+                }
+                (info, l.find_txn(0, Origin::Remote, target).map(|t| t.id))
+            });
+            // None: already over (the link went down meanwhile); the C
+            // message is then sent as it is, and dropped.
+            let info = info?;
+            c_opened().insert((iocom as usize, info.id));
+            Some(((c, span), info))
+        })
     });
-    let (c, txn) = match opened {
-        Ok(x) => x,
-        Err(e) => {
-            log(format_args!(
-                "LNK_CIRC to span {target:016x}: {e}; sent as it is"
-            ));
-            return false;
-        }
-    };
-    let (info, span) = conn.with_link(|l| {
-        l.abandon(old);
-        (
-            l.txn(txn),
-            l.find_txn(0, Origin::Remote, target).map(|t| t.id),
-        )
-    });
-    let Some(info) = info else {
-        // Already over (the link went down meanwhile): nothing to mirror.
+    let Some(((c, span), moved)) = opened else {
         return false;
     };
-    c_opened().insert((iocom as usize, info.id));
-    if !inner.rekey(old, &info) {
+    if !moved {
         log(format_args!(
             "circuit {:016x}: its LNK_CIRC already has a state; the C state is left unused",
             c.id
@@ -817,6 +834,93 @@ pub(crate) unsafe fn intercept_write(
         }
     }
     true
+}
+
+// ----- circuits accepted by C on plain iocoms ------------------------------
+
+/// `LNK_CIRC` transactions that C accepted on an iocom not attached to a
+/// node (the leaf "kernel" end of a circuit): (iocom, transaction) → the
+/// circuit id, declared as an endpoint on the link until the transaction
+/// closes.
+static C_ACCEPTED: Mutex<BTreeMap<(usize, TxnId), u64>> = Mutex::new(BTreeMap::new());
+
+fn c_accepted() -> MutexGuard<'static, BTreeMap<(usize, TxnId), u64>> {
+    C_ACCEPTED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// After C sent something in transaction `id` of `iocom` (`info` is the
+/// transaction after the send, `error` the error the message carried): if
+/// that accepted a peer's `LNK_CIRC` (our CREATE, no DELETE, error 0) on a
+/// link the LNK layer does not manage, circuit `msgid` becomes an endpoint
+/// of the link (what the peer sent on it meanwhile is delivered now), its
+/// mirror is made and the `LNK_CIRC` state's `any.circ` points at it. On a
+/// link attached to a node the node decides about circuits, not C.
+pub(crate) fn after_answer(
+    iocom: *mut dmsg_iocom,
+    inner: &IocomInner,
+    conn: &Conn,
+    info: Option<TxnInfo>,
+    error: u32,
+) {
+    let Some(t) = info else { return };
+    if error != 0
+        || t.circuit != 0
+        || t.origin != Origin::Remote
+        || cmd::base(t.icmd) != cmd::LNK_CIRC
+        || t.txcmd & cmd::CREATE == 0
+        || t.txcmd & cmd::DELETE != 0
+        || t.rxcmd & cmd::DELETE != 0
+        || t.msgid == 0
+        || attachment(iocom).is_some()
+    {
+        return;
+    }
+    {
+        let mut acc = c_accepted();
+        if acc.contains_key(&(iocom as usize, t.id)) {
+            return;
+        }
+        acc.insert((iocom as usize, t.id), t.msgid);
+    }
+    // Made before the held messages are released, so they find it.
+    // SAFETY: the iocom of a live C transaction is live.
+    let c = unsafe { ensure(iocom, t.msgid) };
+    inner.with_state_of(t.id, |s| {
+        let f = Facts {
+            peer: ptr::null_mut(),
+            state: s,
+            span_state: ptr::null_mut(),
+            is_relay: false,
+        };
+        // SAFETY: a mirror of `ensure` (or NULL) and a live state (the
+        // mirror table lock is held).
+        unsafe { set_facts(c, &f) }
+    });
+    conn.with_link(|l| {
+        if l.circuit_role(t.msgid).is_none() {
+            l.add_circuit(t.msgid, dmsg::link::CircuitRole::Endpoint);
+        }
+    });
+    if crate::mirror::debug_level() >= 1 {
+        log(format_args!("circuit {:016x} accepted", t.msgid));
+    }
+}
+
+/// Transaction `id` of `iocom` closed: if it was a circuit C accepted, the
+/// circuit leaves the link (its open transactions are aborted with
+/// `DMSG_ERR_LOSTLINK`) and the engine's reference on its mirror goes.
+fn accepted_closed(iocom: *mut dmsg_iocom, id: TxnId) {
+    let Some(circuit) = c_accepted().remove(&(iocom as usize, id)) else {
+        return;
+    };
+    // SAFETY: called from the iocom's core loop, so it is live.
+    if let Some(conn) = unsafe { IocomInner::of(iocom) }.and_then(|i| i.conn.clone()) {
+        conn.with_link(|l| l.remove_circuit(circuit, dmsg::wire::err::LOSTLINK));
+    }
+    engine_gone(iocom, circuit);
+    if crate::mirror::debug_level() >= 1 {
+        log(format_args!("circuit {circuit:016x} closed"));
+    }
 }
 
 /// `dmsg_state_reply` on the `LNK_CIRC` state of a circuit ending here:

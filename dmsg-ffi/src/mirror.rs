@@ -528,13 +528,29 @@ impl IocomInner {
         })
     }
 
+    /// Runs `open` with the mirror tables locked, then moves the mirror of
+    /// `old` onto the transaction `open` returns, still under the lock
+    /// ([`IocomInner::rekey_locked`]): a message of that transaction received
+    /// meanwhile (an early reply) waits for the lock, so it finds the moved
+    /// mirror instead of getting a new one. Returns what `open` returned
+    /// and whether the mirror moved. `open` must not take the tables lock
+    /// (nor call anything that does).
+    pub(crate) fn rekey_with<R>(
+        &self,
+        old: TxnId,
+        open: impl FnOnce() -> Option<(R, TxnInfo)>,
+    ) -> Option<(R, bool)> {
+        let mut t = lock(&self.tables);
+        let (r, info) = open()?;
+        Some((r, Self::rekey_locked(&mut t, old, &info)))
+    }
+
     /// Moves the mirror of the reserved transaction `old` onto the
     /// transaction `info` (opened for it by the LNK layer): it mirrors
     /// `info` from now on, and its creating message, now sent, is the
     /// state's. False (nothing changed) if `old` has no mirror or `info`
     /// already has one.
-    pub(crate) fn rekey(&self, old: TxnId, info: &TxnInfo) -> bool {
-        let mut t = lock(&self.tables);
+    fn rekey_locked(t: &mut Tables, old: TxnId, info: &TxnInfo) -> bool {
         if t.by_txn.contains_key(&info.id) {
             return false;
         }

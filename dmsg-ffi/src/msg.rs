@@ -12,7 +12,7 @@ use crate::mirror::{
     alloc_aux, alloc_msg, any_with_cmd, free_msg, hdr_size_of, log, log_send_error, msg_to_message,
     IocomInner, Target,
 };
-use crate::types::{dmsg_circuit_t, dmsg_msg_func_t, dmsg_msg_t, dmsg_state_t};
+use crate::types::{dmsg_circuit_t, dmsg_iocom_t, dmsg_msg_func_t, dmsg_msg_t, dmsg_state_t};
 use core::ffi::c_void;
 use core::ptr;
 use dmsg::link::SendError;
@@ -161,6 +161,9 @@ pub unsafe extern "C" fn dmsg_msg_write(msg: *mut dmsg_msg_t) {
             });
             if r.is_ok() {
                 inner.after_send(id, info);
+                // SAFETY: `msg` is still live (freed below at the earliest).
+                let error = unsafe { (*msg).any.head.error };
+                crate::circuit::after_answer(iocom, &inner, &conn, info, error);
             } else if keep && inner.abandon(id) {
                 // The transaction never started: dropped with its state,
                 // which freed `msg`.
@@ -191,7 +194,14 @@ enum To {
 }
 
 /// Sends the LNK_ERROR of a reply (`close` = DELETE) or result.
-fn answer(inner: &Arc<IocomInner>, to: To, error: u32, close: bool, what: &str) {
+fn answer(
+    iocom: *mut dmsg_iocom_t,
+    inner: &Arc<IocomInner>,
+    to: To,
+    error: u32,
+    close: bool,
+    what: &str,
+) {
     let Some(conn) = &inner.conn else {
         return;
     };
@@ -207,6 +217,7 @@ fn answer(inner: &Arc<IocomInner>, to: To, error: u32, close: bool, what: &str) 
             });
             if r.is_ok() {
                 inner.after_send(id, info);
+                crate::circuit::after_answer(iocom, inner, conn, info, error);
             }
             r
         }
@@ -250,7 +261,7 @@ unsafe fn answer_msg(msg: *mut dmsg_msg_t, error: u32, close: bool, what: &str) 
             None => return,
         }
     };
-    answer(&inner, to, error, close, what);
+    answer(iocom, &inner, to, error, close, what);
 }
 
 /// Common part of `dmsg_state_reply` / `dmsg_state_result`.
@@ -272,7 +283,7 @@ unsafe fn answer_state(state: *mut dmsg_state_t, error: u32, close: bool, what: 
         return;
     }
     if let Some(id) = inner.txn_of(state) {
-        answer(&inner, To::Txn(id), error, close, what);
+        answer(iocom, &inner, To::Txn(id), error, close, what);
     }
 }
 
