@@ -22,6 +22,20 @@ fn peer_address_of_a_loopback_socket() {
     assert_eq!(peer_address(&s).unwrap().as_deref(), Some(LOOPBACK));
     let (u, _v) = std::os::unix::net::UnixStream::pair().unwrap();
     assert_eq!(peer_address(&u).unwrap(), None);
+    // IPv6 loopback, where the machine has it: the numeric form.
+    if let Ok(l) = std::net::TcpListener::bind("[::1]:0") {
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert_eq!(peer_address(&c).unwrap().as_deref(), Some("::1"));
+    }
+    // An IPv4 client of a dual-stack IPv6 listener is seen as
+    // ::ffff:127.0.0.1 and named by its IPv4 form.
+    if let Ok(l) = std::net::TcpListener::bind("[::]:0") {
+        let port = l.local_addr().unwrap().port();
+        if let Ok(_c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let (s, _) = l.accept().unwrap();
+            assert_eq!(peer_address(&s).unwrap().as_deref(), Some(LOOPBACK));
+        }
+    }
 }
 
 #[test]
