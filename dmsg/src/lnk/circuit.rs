@@ -686,7 +686,7 @@ impl Hub {
             f.live = false;
             other = Some(x.near);
         }
-        let over = !x.near.live && x.far.map_or(true, |f| !f.live);
+        let over = !x.near.live && x.far.is_none_or(|f| !f.live);
         if let Some(o) = other.filter(|o| o.live) {
             // Normally closed already; make sure the other side hears.
             let _ = links.reply(o.link, o.txn, err::CANTCIRC);
@@ -799,7 +799,7 @@ impl Hub {
                 .circ
                 .map
                 .get(&k)
-                .is_some_and(|x| !x.near.live && x.far.map_or(true, |f| !f.live));
+                .is_some_and(|x| !x.near.live && x.far.is_none_or(|f| !f.live));
             if over {
                 self.free_circ(k, links);
             }

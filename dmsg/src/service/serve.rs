@@ -229,7 +229,7 @@ impl ServiceHandle {
 
     /// True once the service thread has ended.
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().map_or(true, JoinHandle::is_finished)
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Waits for the service thread to end; returns why the link went
