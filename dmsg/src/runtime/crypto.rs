@@ -407,7 +407,7 @@ impl CryptoStage {
     }
 
     /// Seals plaintext slices (each a multiple of 64 bytes) into a new
-    /// batch, at most [`SEAL_BATCH`] bytes of them (always at least the
+    /// batch, at most 256 KiB of them (always at least the
     /// first slice), and returns how many plaintext bytes were taken. Only
     /// call it when [`CryptoStage::is_idle`].
     pub fn seal<'a>(
