@@ -208,6 +208,9 @@ fn row04_duplicate_create_fails_that_transaction_only() {
     assert_eq!(t77.recv_timeout(T).unwrap().hdr.cmd, cmd::LNK_SPAN | DELETE);
     t77.reply(0).unwrap();
     peer.read_until(0x77, DELETE, DELETE);
+    // The driver thread frees 0x77 after its DELETE is queued; wait for
+    // that, so the count below starts from ours alone.
+    wait_for(|| s.live_transactions() == 1);
     // ...and so does ours.
     ours_still_works(&s, &mut peer, ours, ours_id);
     wait_for(|| s.live_transactions() == 0);
@@ -267,6 +270,7 @@ fn row08_reply_delete_before_reply_create() {
     let told = peer.read_until(victim_id, DELETE, DELETE);
     assert_eq!(told.hdr.cmd, cmd::LNK_ERROR | DELETE);
     assert_eq!(told.hdr.error, err::PARAM);
+    wait_for(|| s.live_transactions() == 1);
     ours_still_works(&s, &mut peer, other, other_id);
     wait_for(|| s.live_transactions() == 0);
 }
