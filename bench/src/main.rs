@@ -59,22 +59,25 @@ fn raw_stream(frame: usize, dur: Duration) -> Res<Rate> {
     let per_write = (READ / frame).max(1);
     let buf = vec![0x5Au8; frame * per_write];
     let start = Instant::now();
-    let writer = thread::spawn(move || -> std::io::Result<()> {
+    let writer = named("raw-writer", move || -> std::io::Result<()> {
         while start.elapsed() < dur {
             a.write_all(&buf)?;
         }
         a.shutdown(Shutdown::Write)
     });
-    let mut rbuf = vec![0u8; READ];
-    let mut total = 0u64;
-    loop {
-        let n = b.read(&mut rbuf)?;
-        if n == 0 {
-            break;
+    let reader = named("raw-reader", move || -> std::io::Result<(u64, Instant)> {
+        let mut rbuf = vec![0u8; READ];
+        let mut total = 0u64;
+        loop {
+            let n = b.read(&mut rbuf)?;
+            if n == 0 {
+                return Ok((total, Instant::now()));
+            }
+            total += n as u64;
         }
-        total += n as u64;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    });
+    let (total, end) = reader.join().map_err(|_| "reader panicked")??;
+    let secs = end.duration_since(start).as_secs_f64();
     writer.join().map_err(|_| "writer panicked")??;
     Ok(Rate::new(total / frame as u64, frame, secs))
 }
@@ -82,7 +85,7 @@ fn raw_stream(frame: usize, dur: Duration) -> Res<Rate> {
 /// 64-byte frames bounced between two threads, one in flight.
 fn raw_ping_pong(dur: Duration) -> Res<Rate> {
     let (mut a, mut b) = UnixStream::pair()?;
-    let echo = thread::spawn(move || -> std::io::Result<()> {
+    let echo = named("raw-echo", move || -> std::io::Result<()> {
         let mut f = [0u8; 64];
         loop {
             if b.read_exact(&mut f).is_err() {
@@ -132,12 +135,24 @@ impl Handler for Count {
     }
 }
 
+/// Spawns a thread with a name (so that profiles tell the threads apart).
+fn named<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot spawn a thread: {e}"))
+}
+
 fn driver<H: Handler + Send + 'static>(
+    name: &str,
     sock: UnixStream,
     mut h: H,
 ) -> Res<(Conn, thread::JoinHandle<LinkError>)> {
     let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
-    Ok((conn, thread::spawn(move || d.run(&mut h))))
+    Ok((conn, named(name, move || d.run(&mut h))))
 }
 
 /// One-way messages of `aux` bytes sent from a user thread, `per_lock` per
@@ -146,13 +161,14 @@ fn ours_stream(aux: usize, per_lock: usize, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
     let (done_tx, done_rx) = mpsc::channel();
     let (rx_conn, rx_thread) = driver(
+        "rx-driver",
         b,
         Count {
             n: 0,
             done: Some(done_tx),
         },
     )?;
-    let (tx_conn, tx_thread) = driver(a, Quiet)?;
+    let (tx_conn, tx_thread) = driver("tx-driver", a, Quiet)?;
     let template = vec![0xA5u8; aux];
     let start = Instant::now();
     while start.elapsed() < dur {
@@ -242,7 +258,7 @@ impl Handler for Initiator {
 /// Round trips driven from the driver's callbacks on both ends.
 fn ours_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
-    let (_srv_conn, srv) = driver(b, Responder)?;
+    let (_srv_conn, srv) = driver("responder", b, Responder)?;
     let (mut d, conn) = Driver::new(a.into(), None, Link::default(), DriverConfig::default())?;
     let mut init = Initiator {
         depth,
@@ -266,7 +282,7 @@ fn ours_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
 /// and waits on its channel for the reply.
 fn session_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
-    let (srv_conn, srv) = driver(b, Responder)?;
+    let (srv_conn, srv) = driver("responder", b, Responder)?;
     let client = Session::spawn(a)?;
     let ping = || client.open(Message::new(cmd::LNK_PING | CREATE | DELETE));
     let mut inflight = VecDeque::new();
@@ -328,7 +344,7 @@ fn main() -> Res<()> {
     );
     // An optional argument picks one aux size (0, 4096, 65536) or "rt".
     let only = std::env::args().nth(1);
-    let wanted = |what: &str| only.as_deref().is_none_or(|o| o == what);
+    let wanted = |what: &str| only.as_deref().map_or(true, |o| o == what);
     for (aux, target) in [(0usize, Some(0.25)), (4096, None), (65536, Some(0.50))] {
         if !wanted(&aux.to_string()) {
             continue;

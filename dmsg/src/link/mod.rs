@@ -65,6 +65,8 @@ pub struct Link {
     decoder: Decoder,
     encoder: Encoder,
     tx: TxQueue,
+    /// Bytes taken with [`Link::take_tx`] and not yet reported written.
+    tx_lent: usize,
     txns: BTreeMap<TxnId, TxnInfo>,
     index: HashMap<Key, TxnId>,
     circuits: HashMap<u64, CircuitRole>,
@@ -107,6 +109,7 @@ impl Link {
             decoder: Decoder::new(),
             encoder: Encoder::new(config.salt_seed),
             tx: TxQueue::default(),
+            tx_lent: 0,
             txns: BTreeMap::new(),
             index: HashMap::new(),
             circuits: HashMap::new(),
@@ -135,6 +138,17 @@ impl Link {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Moves every waiting event, in order, to the end of `into` (without
+    /// moving them one by one when `into` is empty): the batch form of
+    /// [`Link::poll_event`].
+    pub fn take_events(&mut self, into: &mut VecDeque<Event>) {
+        if into.is_empty() {
+            std::mem::swap(&mut self.events, into);
+        } else {
+            into.append(&mut self.events);
+        }
     }
 
     /// True when events wait.
@@ -168,7 +182,12 @@ impl Link {
         } else {
             Origin::Remote
         };
-        let found = self.index.get(&(circuit, origin, msg.hdr.msgid)).copied();
+        // No lookup at all while no transaction is open (one-way traffic).
+        let found = if self.index.is_empty() {
+            None
+        } else {
+            self.index.get(&(circuit, origin, msg.hdr.msgid)).copied()
+        };
         let rx = found.and_then(|id| self.txns.get(&id)).map(|t| t.rxcmd);
         match classify(c, rx) {
             RxAction::Ignore => {}
@@ -294,6 +313,7 @@ impl Link {
         self.down = Some(error.clone());
         self.tx.clear();
         self.held.clear();
+        self.tx_lent = 0;
         let code = error.code();
         let mut order: Vec<TxnId> = self
             .txns
@@ -476,9 +496,27 @@ impl Link {
         self.tx.slices()
     }
 
-    /// Number of bytes waiting to be written.
+    /// Number of bytes waiting to be written: those of
+    /// [`Link::pending_tx`] and those taken with [`Link::take_tx`] and not
+    /// yet reported written.
     pub fn tx_len(&self) -> usize {
-        self.tx.len()
+        self.tx.len() + self.tx_lent
+    }
+
+    /// Moves every byte of [`Link::pending_tx`] to the end of `into` and
+    /// takes back the buffers `into` has finished with (see
+    /// [`TxQueue::move_to`]), so that a driver can write them without
+    /// holding the link. The moved bytes still count in [`Link::tx_len`]
+    /// (the transmit-queue bound covers them) until reported written with
+    /// [`Link::tx_written`], or until the link goes down.
+    pub fn take_tx(&mut self, into: &mut TxQueue) {
+        self.tx_lent += self.tx.len();
+        self.tx.move_to(into);
+    }
+
+    /// Reports that `n` bytes taken with [`Link::take_tx`] were written.
+    pub fn tx_written(&mut self, n: usize) {
+        self.tx_lent = self.tx_lent.saturating_sub(n);
     }
 
     /// Marks `n` bytes of [`Link::pending_tx`] as written.

@@ -15,6 +15,9 @@ pub const ZERO_COPY_AUX: usize = 4096;
 /// A packing buffer is closed once it holds this many bytes.
 const PACK_LIMIT: usize = 64 * 1024;
 
+/// Emptied packing buffers kept for reuse, at most.
+const MAX_SPARE: usize = 8;
+
 /// Encoded bytes waiting to be written, in order.
 #[derive(Debug, Default)]
 pub struct TxQueue {
@@ -124,12 +127,51 @@ impl TxQueue {
             }
             if seg.capacity() >= PACK_LIMIT
                 && seg.capacity() <= 2 * PACK_LIMIT
-                && self.spare.len() < 2
+                && self.spare.len() < MAX_SPARE
             {
                 seg.clear();
                 self.spare.push(seg);
             }
         }
+    }
+
+    /// Moves every queued byte, in order, to the end of `into`, and takes
+    /// back the emptied buffers `into` kept for reuse. A writer thread uses
+    /// this to write outside the lock that guards the queue: it takes the
+    /// bytes under the lock, writes them after releasing it, and gives the
+    /// buffers back at the next take.
+    pub fn move_to(&mut self, into: &mut TxQueue) {
+        while self.spare.len() < MAX_SPARE {
+            match into.spare.pop() {
+                Some(buf) => self.spare.push(buf),
+                None => break,
+            }
+        }
+        if self.len == 0 {
+            return;
+        }
+        if into.segs.is_empty() {
+            std::mem::swap(&mut into.segs, &mut self.segs);
+            into.front_done = self.front_done;
+        } else {
+            let mut first = true;
+            while let Some(seg) = self.segs.pop_front() {
+                if first && self.front_done > 0 {
+                    // `into` is not empty, so its front offset stays; copy
+                    // the unwritten rest of a partly written segment.
+                    into.segs
+                        .push_back(seg.get(self.front_done..).unwrap_or(&[]).to_vec());
+                } else {
+                    into.segs.push_back(seg);
+                }
+                first = false;
+            }
+        }
+        into.len += self.len;
+        into.tail_packs = false;
+        self.front_done = 0;
+        self.len = 0;
+        self.tail_packs = false;
     }
 
     /// Drops everything queued.

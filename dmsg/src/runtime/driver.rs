@@ -2,10 +2,12 @@
 
 use super::conn::{Conn, Locked, Shared};
 use super::wakeup::Wakeup;
+use crate::link::txqueue::TxQueue;
 use crate::link::{Event, Link, LinkError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -85,15 +87,34 @@ pub struct Driver {
     conn: Conn,
     rbuf: Vec<u8>,
     timeout: Option<Timespec>,
+    /// Bytes taken from the link's queue, being written without the lock.
+    out: TxQueue,
+    /// Events taken from the link, being delivered.
+    events: VecDeque<Event>,
+    /// Reads still allowed without `poll` (see [`READ_AGAIN`]).
+    read_again: u32,
+    /// Bytes of `out` written since the link was last told.
+    written: usize,
 }
 
-/// What one flush left behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flush {
-    /// Everything was written (or the link is down).
-    Done,
+/// Reads made one after the other without `poll` while each fills the
+/// whole buffer, at most.
+const READ_AGAIN: u32 = 16;
+
+/// What [`Driver::write_out`] did.
+#[derive(Clone, Copy, Debug)]
+struct Written {
     /// The socket is full: wait for POLLOUT.
-    Blocked,
+    blocked: bool,
+    /// Some bytes were written.
+    wrote: bool,
+}
+
+/// What [`Driver::sync`] saw.
+#[derive(Clone, Copy, Debug)]
+struct Sync {
+    /// The transmit queue is over its limit: do not read.
+    throttled: bool,
 }
 
 impl Driver {
@@ -129,6 +150,10 @@ impl Driver {
             conn: conn.clone(),
             rbuf: vec![0; cfg.read_buffer.max(4096)],
             timeout,
+            out: TxQueue::default(),
+            events: VecDeque::new(),
+            read_again: 0,
+            written: 0,
         };
         Ok((driver, conn))
     }
@@ -158,7 +183,6 @@ impl Driver {
     }
 
     fn run_loop<H: Handler + ?Sized>(&mut self, h: &mut H) -> LinkError {
-        let mut events: Vec<Event> = Vec::new();
         let (already, pending) = {
             let g = self.conn.lock();
             (g.link.down_reason().cloned(), g.link.has_events())
@@ -167,99 +191,158 @@ impl Driver {
             return e;
         }
         loop {
-            let shared = &self.conn.shared;
-            if shared.shutdown_req.swap(false, Ordering::AcqRel) {
-                self.conn.lock().link.fail(LinkError::Shutdown);
+            if self.conn.shared.shutdown_req.swap(false, Ordering::AcqRel) {
+                self.fail(LinkError::Shutdown);
             }
-            if shared.signal_req.swap(false, Ordering::AcqRel) {
+            if self.conn.shared.signal_req.swap(false, Ordering::AcqRel) {
                 h.signal(&self.conn);
             }
 
-            // Write what is queued, take the events, and decide what to
-            // wait for, all in one hold of the lock.
-            let (flush, throttled) = {
-                let mut g = self.conn.lock();
-                let flush = self.flush(&mut g);
-                events.extend(std::iter::from_fn(|| g.link.poll_event()));
-                let tx = g.link.tx_len();
-                let down = g.link.is_down();
-                if down {
-                    shared.down.store(true, Ordering::Release);
-                }
-                if g.waiters > 0 && (down || tx < shared.tx_limit) {
-                    shared.drained.notify_all();
-                }
-                (flush, tx >= shared.tx_limit)
-            };
-
-            if !events.is_empty() {
-                for ev in events.drain(..) {
-                    let last = match &ev {
-                        Event::Down(e) => Some(e.clone()),
-                        _ => None,
-                    };
-                    h.event(&self.conn, ev);
-                    if let Some(e) = last {
+            // Take what is queued and the events, and decide what to wait
+            // for, in one hold of the lock. Events are delivered before the
+            // bytes taken with them are written (a peer that sees our
+            // DELETE finds the transaction closed here already); then the
+            // bytes are written without the lock.
+            let sync = self.sync();
+            if !self.events.is_empty() {
+                while let Some(ev) = self.events.pop_front() {
+                    if let Event::Down(e) = &ev {
+                        let e = e.clone();
+                        h.event(&self.conn, ev);
                         return e;
                     }
+                    h.event(&self.conn, ev);
                 }
                 if h.should_stop() {
-                    self.conn.lock().link.fail(LinkError::Shutdown);
+                    self.fail(LinkError::Shutdown);
                 }
                 // Callbacks may have queued more: look again before sleeping.
                 continue;
             }
             if h.should_stop() {
-                self.conn.lock().link.fail(LinkError::Shutdown);
+                self.fail(LinkError::Shutdown);
                 continue;
             }
-            self.wait(h, flush, throttled);
+            let flush = self.write_out();
+            if flush.wrote {
+                // Report what was written before sleeping: threads may be
+                // waiting for the queue to drain, and more may be queued.
+                continue;
+            }
+            self.wait(h, flush.blocked, sync.throttled);
         }
     }
 
-    /// Writes as much of the queue as the socket takes, many frames per
-    /// `writev`.
-    fn flush(&self, g: &mut Locked) -> Flush {
+    /// Takes the link down from the driver's thread.
+    fn fail(&mut self, e: LinkError) {
+        self.conn.lock().link.fail(e);
+        self.conn.shared.down.store(true, Ordering::Release);
+        self.out.clear();
+    }
+
+    /// One hold of the lock: accounts for what was written, takes the
+    /// queued bytes (when the driver has written all it held) and the
+    /// events, and wakes the threads waiting for the queue to drain.
+    fn sync(&mut self) -> Sync {
+        let shared = &self.conn.shared;
+        let mut g = self.conn.lock();
+        g.link.tx_written(std::mem::take(&mut self.written));
+        if g.link.is_down() {
+            self.out.clear();
+        } else if self.out.is_empty() {
+            g.link.take_tx(&mut self.out);
+        }
+        g.link.take_events(&mut self.events);
+        let down = g.link.is_down();
+        if down {
+            shared.down.store(true, Ordering::Release);
+        }
+        let queued = g.link.tx_len();
+        if g.waiters > 0 && (down || queued < shared.tx_limit) {
+            shared.drained.notify_all();
+        }
+        Sync {
+            throttled: queued >= shared.tx_limit,
+        }
+    }
+
+    /// Writes what the driver took from the queue, many frames per
+    /// `writev`, without holding the lock, until it is all written or the
+    /// socket is full.
+    fn write_out(&mut self) -> Written {
+        let mut wrote = false;
         loop {
-            let total = g.link.tx_len();
-            if total == 0 || g.link.is_down() {
-                return Flush::Done;
+            if self.out.is_empty() {
+                return Written {
+                    blocked: false,
+                    wrote,
+                };
             }
-            // Crypto stage (to come): seal `pending_tx` into the cipher
+            if self.conn.shared.down.load(Ordering::Acquire) {
+                self.out.clear();
+                return Written {
+                    blocked: false,
+                    wrote,
+                };
+            }
+            // Crypto stage (to come): seal the taken bytes into the cipher
             // stream here and write the sealed bytes instead.
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
             let mut bytes = 0;
-            for (slot, s) in iov.iter_mut().zip(g.link.pending_tx()) {
+            for (slot, s) in iov.iter_mut().zip(self.out.slices()) {
                 *slot = IoSlice::new(s);
                 n += 1;
                 bytes += s.len();
             }
             match rustix::io::writev(&self.sock, iov.get(..n).unwrap_or(&[])) {
                 Ok(w) => {
-                    g.link.consume_tx(w);
+                    self.out.consume(w);
+                    self.written += w;
+                    wrote |= w > 0;
                     if w < bytes {
                         // A short write: the socket buffer is full.
-                        return Flush::Blocked;
+                        return Written {
+                            blocked: true,
+                            wrote,
+                        };
                     }
                 }
-                Err(Errno::AGAIN) => return Flush::Blocked,
+                Err(Errno::AGAIN) => {
+                    return Written {
+                        blocked: true,
+                        wrote,
+                    }
+                }
                 Err(Errno::INTR) => {}
                 Err(e) => {
-                    g.link.fail(LinkError::Io(io::Error::from(e).to_string()));
-                    return Flush::Done;
+                    self.fail(LinkError::Io(io::Error::from(e).to_string()));
+                    return Written {
+                        blocked: false,
+                        wrote,
+                    };
                 }
             }
         }
     }
 
     /// Sleeps in `poll` and does the I/O it reports.
-    fn wait<H: Handler + ?Sized>(&mut self, h: &mut H, flush: Flush, throttled: bool) {
+    fn wait<H: Handler + ?Sized>(&mut self, h: &mut H, blocked: bool, throttled: bool) {
+        if self.read_again > 0 && !throttled {
+            // The last read filled the buffer: more is very likely there,
+            // so read again without asking poll (a bounded number of
+            // times, so that the wakeup and alt fds are still looked at).
+            self.read_again -= 1;
+            if self.read() {
+                return;
+            }
+            self.read_again = 0;
+        }
         let mut sock_flags = PollFlags::empty();
         if !throttled {
             sock_flags |= PollFlags::IN;
         }
-        if flush == Flush::Blocked {
+        if blocked {
             sock_flags |= PollFlags::OUT;
         }
         let (wake_ev, sock_ev, alt_ev) = {
@@ -285,6 +368,7 @@ impl Driver {
                         .lock()
                         .link
                         .fail(LinkError::Io(io::Error::from(e).to_string()));
+                    self.conn.shared.down.store(true, Ordering::Release);
                     return;
                 }
             }
@@ -307,8 +391,8 @@ impl Driver {
             self.conn.shared.wake_pending.swap(false, Ordering::AcqRel);
         }
         let fail = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
-        if sock_ev.intersects(PollFlags::IN | fail) {
-            self.read();
+        if sock_ev.intersects(PollFlags::IN | fail) && self.read() {
+            self.read_again = READ_AGAIN;
         }
         if alt_ev.contains(PollFlags::IN) {
             h.alt_readable(&self.conn);
@@ -321,24 +405,28 @@ impl Driver {
         }
     }
 
-    /// One read from the socket into the engine.
-    fn read(&mut self) {
+    /// One read from the socket into the engine; true when it filled the
+    /// whole buffer (so that more is probably waiting).
+    fn read(&mut self) -> bool {
         let got = rustix::io::read(&self.sock, self.rbuf.as_mut_slice());
         match got {
-            Ok(0) => self.conn.lock().link.fail(LinkError::Eof),
+            Ok(0) => self.fail(LinkError::Eof),
             Ok(n) => {
                 // Crypto stage (to come): open the cipher stream here and
                 // feed the plaintext instead.
                 let data = self.rbuf.get(..n).unwrap_or(&[]);
-                self.conn.lock().link.receive(data);
+                let mut g = self.conn.lock();
+                g.link.receive(data);
+                g.link.take_events(&mut self.events);
+                if g.link.is_down() {
+                    self.conn.shared.down.store(true, Ordering::Release);
+                }
+                return n == self.rbuf.len();
             }
             Err(Errno::AGAIN) | Err(Errno::INTR) => {}
-            Err(e) => self
-                .conn
-                .lock()
-                .link
-                .fail(LinkError::Io(io::Error::from(e).to_string())),
+            Err(e) => self.fail(LinkError::Io(io::Error::from(e).to_string())),
         }
+        false
     }
 }
 

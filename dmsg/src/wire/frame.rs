@@ -3,7 +3,7 @@
 //! multiple of 64. [`Encoder`] writes that, [`Decoder`] reads it back with
 //! every receiver check of §1.
 
-use super::crc::{aux_crc, crc32c, crc32c_append};
+use super::crc::{aux_crc, crc32c, crc32c_append, crc32c_append_zero4, crc32c_last4_zeroed};
 use super::header::{Header, HDR_CRC_OFFSET, HEADER_SIZE};
 use super::{cmd, doalign, pad_len, ALIGN, AUX_MAX, HDR_MAX, MAGIC, MAGIC_REV};
 use std::fmt;
@@ -33,7 +33,11 @@ impl Message {
                 cmd,
                 ..Header::default()
             },
-            ext: vec![0; h - HEADER_SIZE],
+            ext: if h == HEADER_SIZE {
+                Vec::new()
+            } else {
+                vec![0; h - HEADER_SIZE]
+            },
             aux: Vec::new(),
         }
     }
@@ -251,13 +255,16 @@ impl Encoder {
             hdr.aux_crc = aux_crc(&msg.aux);
         }
         hdr.hdr_crc = 0;
-        let start = out.len();
-        out.extend_from_slice(&hdr.to_bytes());
-        out.extend_from_slice(&msg.ext);
-        let crc = crc32c(out.get(start..).unwrap_or(&[]));
-        if let Some(field) = out.get_mut(start + HDR_CRC_OFFSET..start + HEADER_SIZE) {
+        let mut core = hdr.to_bytes();
+        let mut crc = crc32c(&core);
+        if !msg.ext.is_empty() {
+            crc = crc32c_append(crc, &msg.ext);
+        }
+        if let Some(field) = core.get_mut(HDR_CRC_OFFSET..HEADER_SIZE) {
             field.copy_from_slice(&crc.to_le_bytes());
         }
+        out.extend_from_slice(&core);
+        out.extend_from_slice(&msg.ext);
         self.seq = self.seq.wrapping_add(1);
         Ok(pad_len(msg.aux.len()))
     }
@@ -265,8 +272,10 @@ impl Encoder {
     /// Appends the whole encoded message to `out`.
     pub fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let pad = self.encode_head(msg, out)?;
-        out.extend_from_slice(&msg.aux);
-        out.resize(out.len() + pad, 0);
+        if !msg.aux.is_empty() {
+            out.extend_from_slice(&msg.aux);
+            out.extend_from_slice(zero_pad(pad));
+        }
         Ok(())
     }
 }
@@ -486,22 +495,38 @@ impl Decoder {
             return None;
         }
         let aligned = doalign(aux_len);
-        let head = bytes.get(..h)?;
-        let aux = bytes.get(h..h + aligned)?;
-        let crc = crc32c_append(
-            crc32c_append(crc32c(head.get(..HDR_CRC_OFFSET)?), &[0; 4]),
-            head.get(HEADER_SIZE..)?,
-        );
+        let end = h + aligned;
+        let frame = bytes.get(..end)?;
+        let ext = frame.get(HEADER_SIZE..h)?;
+        let aux = frame.get(h..)?;
+        // One pass over the core header as received (the CRC field is
+        // zeroed arithmetically), then the rest of the extended header.
+        let crc = if ext.is_empty() {
+            crc32c_last4_zeroed(core)
+        } else {
+            crc32c_append(
+                crc32c_append_zero4(crc32c(core.get(..HDR_CRC_OFFSET)?)),
+                ext,
+            )
+        };
         if crc != hdr.hdr_crc || (aligned != 0 && crc32c(aux) != hdr.aux_crc) {
             return None;
         }
         self.seq = self.seq.wrapping_add(1);
         let msg = Message {
             hdr,
-            ext: head.get(HEADER_SIZE..)?.to_vec(),
-            aux: aux.get(..aux_len)?.to_vec(),
+            ext: if ext.is_empty() {
+                Vec::new()
+            } else {
+                ext.to_vec()
+            },
+            aux: if aux_len == 0 {
+                Vec::new()
+            } else {
+                aux.get(..aux_len)?.to_vec()
+            },
         };
-        *input = bytes.get(h + aligned..)?;
+        *input = bytes.get(end..)?;
         Some(msg)
     }
 }
