@@ -101,6 +101,17 @@ pub struct Driver {
 /// whole buffer, at most.
 const READ_AGAIN: u32 = 16;
 
+/// What one [`Driver::read`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// A whole buffer: more is probably waiting.
+    Full,
+    /// Some bytes, or the end of the stream.
+    Some,
+    /// Nothing yet.
+    Nothing,
+}
+
 /// What [`Driver::write_out`] did.
 #[derive(Clone, Copy, Debug)]
 struct Written {
@@ -333,10 +344,15 @@ impl Driver {
             // so read again without asking poll (a bounded number of
             // times, so that the wakeup and alt fds are still looked at).
             self.read_again -= 1;
-            if self.read() {
-                return;
+            match self.read() {
+                Read::Full => return,
+                Read::Some => {
+                    // Deliver what came before sleeping.
+                    self.read_again = 0;
+                    return;
+                }
+                Read::Nothing => self.read_again = 0,
             }
-            self.read_again = 0;
         }
         let mut sock_flags = PollFlags::empty();
         if !throttled {
@@ -391,7 +407,7 @@ impl Driver {
             self.conn.shared.wake_pending.swap(false, Ordering::AcqRel);
         }
         let fail = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
-        if sock_ev.intersects(PollFlags::IN | fail) && self.read() {
+        if sock_ev.intersects(PollFlags::IN | fail) && self.read() == Read::Full {
             self.read_again = READ_AGAIN;
         }
         if alt_ev.contains(PollFlags::IN) {
@@ -405,9 +421,8 @@ impl Driver {
         }
     }
 
-    /// One read from the socket into the engine; true when it filled the
-    /// whole buffer (so that more is probably waiting).
-    fn read(&mut self) -> bool {
+    /// One read from the socket into the engine.
+    fn read(&mut self) -> Read {
         let got = rustix::io::read(&self.sock, self.rbuf.as_mut_slice());
         match got {
             Ok(0) => self.fail(LinkError::Eof),
@@ -421,12 +436,17 @@ impl Driver {
                 if g.link.is_down() {
                     self.conn.shared.down.store(true, Ordering::Release);
                 }
-                return n == self.rbuf.len();
+                return if n == self.rbuf.len() {
+                    Read::Full
+                } else {
+                    Read::Some
+                };
             }
-            Err(Errno::AGAIN) | Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) | Err(Errno::INTR) => return Read::Nothing,
             Err(e) => self.fail(LinkError::Io(io::Error::from(e).to_string())),
         }
-        false
+        // EOF or an error: the link is down, with events to deliver.
+        Read::Some
     }
 }
 
