@@ -1,7 +1,9 @@
 //! [`Driver`]: the poll loop that runs a [`Link`] over a real fd.
 
 use super::conn::{Conn, Locked, Shared};
+use super::crypto::CryptoStage;
 use super::wakeup::Wakeup;
+use crate::crypto::Session;
 use crate::link::txqueue::TxQueue;
 use crate::link::{Event, Link, LinkError};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -95,6 +97,9 @@ pub struct Driver {
     read_again: u32,
     /// Bytes of `out` written since the link was last told.
     written: usize,
+    /// The crypto stage, when the link is encrypted
+    /// ([`Driver::set_session`]).
+    crypto: Option<CryptoStage>,
 }
 
 /// Reads made one after the other without `poll` while each fills the
@@ -165,8 +170,24 @@ impl Driver {
             events: VecDeque::new(),
             read_again: 0,
             written: 0,
+            crypto: None,
         };
         Ok((driver, conn))
+    }
+
+    /// Encrypts the link with `session` (from
+    /// [`crate::runtime::crypto::negotiate`]): from now on what the queue
+    /// holds is sealed before it is written and what is read is opened
+    /// before the link sees it (see [`crate::runtime::crypto`]). Call it
+    /// before [`Driver::run`], right after the handshake, before any byte
+    /// of the link is written or read.
+    pub fn set_session(&mut self, session: Session) {
+        self.crypto = Some(CryptoStage::new(session));
+    }
+
+    /// Whether the link is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.crypto.is_some()
     }
 
     /// The handle of the driven link.
@@ -281,6 +302,9 @@ impl Driver {
     /// `writev`, without holding the lock, until it is all written or the
     /// socket is full.
     fn write_out(&mut self) -> Written {
+        if self.crypto.is_some() {
+            return self.write_sealed();
+        }
         let mut wrote = false;
         loop {
             if self.out.is_empty() {
@@ -296,8 +320,6 @@ impl Driver {
                     wrote,
                 };
             }
-            // Crypto stage (to come): seal the taken bytes into the cipher
-            // stream here and write the sealed bytes instead.
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
             let mut bytes = 0;
@@ -313,6 +335,77 @@ impl Driver {
                     wrote |= w > 0;
                     if w < bytes {
                         // A short write: the socket buffer is full.
+                        return Written {
+                            blocked: true,
+                            wrote,
+                        };
+                    }
+                }
+                Err(Errno::AGAIN) => {
+                    return Written {
+                        blocked: true,
+                        wrote,
+                    }
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => {
+                    self.fail(LinkError::Io(io::Error::from(e).to_string()));
+                    return Written {
+                        blocked: false,
+                        wrote,
+                    };
+                }
+            }
+        }
+    }
+
+    /// [`Driver::write_out`] of an encrypted link: seals a batch of what
+    /// the driver took from the queue and writes it, batch after batch,
+    /// until all is written or the socket is full. The link is told that
+    /// plaintext bytes are written as the chunks holding them are.
+    fn write_sealed(&mut self) -> Written {
+        let mut wrote = false;
+        loop {
+            let down = self.conn.shared.down.load(Ordering::Acquire);
+            let Some(stage) = self.crypto.as_mut() else {
+                return Written {
+                    blocked: false,
+                    wrote,
+                };
+            };
+            if down {
+                stage.clear();
+                self.out.clear();
+                return Written {
+                    blocked: false,
+                    wrote,
+                };
+            }
+            if stage.is_idle() {
+                if self.out.is_empty() {
+                    return Written {
+                        blocked: false,
+                        wrote,
+                    };
+                }
+                match stage.seal(self.out.slices()) {
+                    Ok(n) => self.out.consume(n),
+                    Err(e) => {
+                        self.fail(e);
+                        return Written {
+                            blocked: false,
+                            wrote,
+                        };
+                    }
+                }
+            }
+            let data = stage.unwritten();
+            let len = data.len();
+            match rustix::io::write(&self.sock, data) {
+                Ok(w) => {
+                    self.written += stage.consume(w);
+                    wrote |= w > 0;
+                    if w < len {
                         return Written {
                             blocked: true,
                             wrote,
@@ -427,9 +520,18 @@ impl Driver {
         match got {
             Ok(0) => self.fail(LinkError::Eof),
             Ok(n) => {
-                // Crypto stage (to come): open the cipher stream here and
-                // feed the plaintext instead.
-                let data = self.rbuf.get(..n).unwrap_or(&[]);
+                let mut data = self.rbuf.get(..n).unwrap_or(&[]);
+                if let Some(stage) = self.crypto.as_mut() {
+                    match stage.open(data) {
+                        Ok(plain) => data = plain,
+                        Err(e) => {
+                            // A bad tag (STATE.md §10 row 18): nothing of
+                            // this read reaches the link; it goes down.
+                            self.fail(e);
+                            return Read::Some;
+                        }
+                    }
+                }
                 let mut g = self.conn.lock();
                 g.link.receive(data);
                 g.link.take_events(&mut self.events);

@@ -33,7 +33,7 @@
 //!  }
 //! ```
 //!
-//! With a crypto session (`Driver::set_session`, negotiated with
+//! With a crypto session ([`Driver::set_session`], negotiated with
 //! [`crypto::negotiate`]) a crypto stage seals what is taken from the queue
 //! before `writev` and opens what is read before `Link::receive`; see
 //! [`crypto`].

@@ -2,8 +2,10 @@
 
 use super::dbg::{self, Shell};
 use super::{master_conn, Node};
+use crate::crypto::{KeyDir, OsRandom, Session};
 use crate::link::{Event, Link, LinkConfig, LinkError};
 use crate::lnk::{CircuitId, Handled, LinkId};
+use crate::runtime::crypto::{is_inet_socket, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::runtime::{Conn, Driver, DriverConfig, Handler};
 use crate::state::Origin;
 use crate::wire::cmd::{self, CREATE};
@@ -14,6 +16,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Receives what neither the LNK layer nor the DBG protocol took (the C
 /// library's `usrmsg_callback` / `dbgmsg_callback` for non-shell DBG):
@@ -30,10 +33,12 @@ pub type TextCallback = Box<dyn FnMut(&str) + Send>;
 pub type ExitCallback = Box<dyn FnOnce(&LinkError) + Send>;
 
 /// A negotiation step run on the socket on the service thread before the
-/// driver starts (the place of `dmsg_crypto_negotiate`; the crypto layer
-/// plugs in here). An error ends the service: the socket is closed and
-/// the exit callback gets the error.
-pub type Negotiate = Box<dyn FnOnce(&OwnedFd) -> Result<(), LinkError> + Send>;
+/// driver starts. It may return a crypto [`Session`] (negotiated its own
+/// way, e.g. with [`crate::runtime::crypto::negotiate_keys`] on a
+/// socketpair), which the driver then encrypts with. An error ends the
+/// service: the socket is closed and the exit callback gets the error.
+/// For the usual key-directory negotiation use [`ServeOptions::keydir`].
+pub type Negotiate = Box<dyn FnOnce(&OwnedFd) -> Result<Option<Session>, LinkError> + Send>;
 
 /// How to serve one connection: [`Node::serve`] and [`Node::serve_here`].
 ///
@@ -50,6 +55,8 @@ pub struct ServeOptions {
     on_shell_reply: Option<TextCallback>,
     on_exit: Option<ExitCallback>,
     negotiate: Option<Negotiate>,
+    keydir: Option<KeyDir>,
+    handshake_timeout: Duration,
     driver: DriverConfig,
     link: LinkConfig,
 }
@@ -65,6 +72,8 @@ impl fmt::Debug for ServeOptions {
             .field("on_shell_reply", &self.on_shell_reply.is_some())
             .field("on_exit", &self.on_exit.is_some())
             .field("negotiate", &self.negotiate.is_some())
+            .field("keydir", &self.keydir)
+            .field("handshake_timeout", &self.handshake_timeout)
             .field("driver", &self.driver)
             .field("link", &self.link)
             .finish()
@@ -89,6 +98,8 @@ impl ServeOptions {
             on_shell_reply: None,
             on_exit: None,
             negotiate: None,
+            keydir: None,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             driver: DriverConfig::default(),
             link: LinkConfig::default(),
         }
@@ -141,9 +152,31 @@ impl ServeOptions {
     /// [`Negotiate`]).
     pub fn negotiate(
         mut self,
-        f: impl FnOnce(&OwnedFd) -> Result<(), LinkError> + Send + 'static,
+        f: impl FnOnce(&OwnedFd) -> Result<Option<Session>, LinkError> + Send + 'static,
     ) -> Self {
         self.negotiate = Some(Box::new(f));
+        self
+    }
+
+    /// Negotiates crypto on TCP/IP sockets (`AF_INET`, `AF_INET6`) with the
+    /// key files of `dir` before the driver starts, as the C library's
+    /// `dmsg_crypto_negotiate` (see [`crate::runtime::crypto::negotiate`]):
+    /// `remote/<peer>.pub` encrypts the link, `remote/<peer>.none` leaves
+    /// it plaintext, anything else (no key for the peer, a missing own key,
+    /// a failed or timed-out handshake) ends the service with
+    /// [`LinkError::Crypto`], whose text names the file and the peer.
+    /// Unix sockets are served plaintext. Skipped when a
+    /// [`ServeOptions::negotiate`] step returned a session. Default: no
+    /// crypto.
+    pub fn keydir(mut self, dir: KeyDir) -> Self {
+        self.keydir = Some(dir);
+        self
+    }
+
+    /// How long the handshake may take (default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`], 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
@@ -398,6 +431,8 @@ impl Node {
             on_shell_reply,
             on_exit,
             negotiate,
+            keydir,
+            handshake_timeout,
             driver,
             link: link_cfg,
             via: _,
@@ -408,10 +443,30 @@ impl Node {
             }
             why
         };
+        let mut session = None;
         if let Some(step) = negotiate {
-            if let Err(why) = step(&sock) {
-                drop(sock);
-                return finish(why);
+            match step(&sock) {
+                Ok(s) => session = s,
+                Err(why) => {
+                    drop(sock);
+                    return finish(why);
+                }
+            }
+        }
+        if let (None, Some(dir)) = (&session, &keydir) {
+            if is_inet_socket(&sock) {
+                match crate::runtime::crypto::negotiate(
+                    &sock,
+                    dir,
+                    handshake_timeout,
+                    &mut OsRandom,
+                ) {
+                    Ok(s) => session = s,
+                    Err(e) => {
+                        drop(sock);
+                        return finish(e.to_link_error());
+                    }
+                }
             }
         }
         let (mut drv, conn) = match Driver::new(sock, None, Link::new(link_cfg), driver) {
@@ -419,6 +474,9 @@ impl Node {
             // The socket was dropped (closed) by Driver::new.
             Err(e) => return finish(LinkError::Io(e.to_string())),
         };
+        if let Some(s) = session {
+            drv.set_session(s);
+        }
         ctl.set_conn(&conn);
         // An error here means the link is already down: the driver reports
         // that as Event::Down, which removes the link again.
