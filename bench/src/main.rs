@@ -344,7 +344,7 @@ fn main() -> Res<()> {
     );
     // An optional argument picks one aux size (0, 4096, 65536) or "rt".
     let only = std::env::args().nth(1);
-    let wanted = |what: &str| only.as_deref().map_or(true, |o| o == what);
+    let wanted = |what: &str| !matches!(only.as_deref(), Some(o) if o != what);
     for (aux, target) in [(0usize, Some(0.25)), (4096, None), (65536, Some(0.50))] {
         if !wanted(&aux.to_string()) {
             continue;
