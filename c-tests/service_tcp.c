@@ -3,7 +3,13 @@
  * dmsg_master_service thread per connection (on the default node) whose
  * dbgmsg callback answers shell lines with dmsg_circuit_printf. Clients
  * connect with dmsg_connect("127.0.0.1:<port>"), run a plain iocom and
- * exchange DBG_SHELL lines (plaintext links for now).
+ * exchange DBG_SHELL lines. The links are plaintext: a temporary key
+ * directory (dmsg_crypto_set_keydir) marks 127.0.0.1 with
+ * remote/127.0.0.1.none. service_tcp_crypto.c builds this file with
+ * SERVICE_TCP_CRYPTO defined: fresh keys (dmsg_crypto_generate_keys) and
+ * remote/127.0.0.1.pub, so every link runs the handshake and is encrypted
+ * (DMSG_IOCOMF_CRYPTED on both ends), and a peer without a key file fails
+ * dmsg_iocom_init with DMSG_IOQ_ERROR_NORKEY.
  *
  * Checks:
  * - dmsg_connect: "127.0.0.1:<port>" connects; a refused port and a bad
@@ -32,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,8 +49,144 @@
 #define NCLIENTS 2
 #define WAIT_SECS 20
 
+#ifdef SERVICE_TCP_CRYPTO
+#define TEST_NAME "service_tcp_crypto"
+#define WANT_CRYPTED DMSG_IOCOMF_CRYPTED
+#else
+#define TEST_NAME "service_tcp"
+#define WANT_CRYPTED 0
+#endif
+
 static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+
+/* ----- the key directory ------------------------------------------------- */
+
+static char keydir[256];
+static char remote[300];
+static char peerfile[320];
+
+static void
+path_in(char *buf, size_t len, const char *dir, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+/* Copies file `from` to `to`; 0 or -1. */
+static int
+copy_file(const char *from, const char *to)
+{
+	char buf[4096];
+	size_t n;
+	int rc = 0;
+	FILE *in = fopen(from, "rb");
+	FILE *out = in ? fopen(to, "wb") : NULL;
+
+	if (in == NULL || out == NULL)
+		rc = -1;
+	while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rc = -1;
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL && fclose(out) != 0)
+		rc = -1;
+	return rc;
+}
+
+/*
+ * A temporary key directory for 127.0.0.1: remote/127.0.0.1.none, or
+ * (crypto) a fresh key pair that is also remote/127.0.0.1.pub (both ends
+ * of every link are 127.0.0.1 in this process and share the directory).
+ */
+static int
+keys_setup(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char pub[300];
+
+	snprintf(keydir, sizeof(keydir), "%s/dmsg-keys-XXXXXX",
+	    tmp != NULL && *tmp != 0 ? tmp : "/tmp");
+	if (mkdtemp(keydir) == NULL)
+		return -1;
+	path_in(remote, sizeof(remote), keydir, "remote");
+	if (mkdir(remote, 0700) != 0)
+		return -1;
+#ifdef SERVICE_TCP_CRYPTO
+	if (dmsg_crypto_generate_keys(keydir) != 0)
+		return -1;
+	path_in(pub, sizeof(pub), keydir, "rsa.pub");
+	path_in(peerfile, sizeof(peerfile), remote, "127.0.0.1.pub");
+	if (copy_file(pub, peerfile) != 0)
+		return -1;
+#else
+	(void)pub;
+	(void)copy_file;
+	path_in(peerfile, sizeof(peerfile), remote, "127.0.0.1.none");
+	{
+		FILE *f = fopen(peerfile, "w");
+
+		if (f == NULL || fclose(f) != 0)
+			return -1;
+	}
+#endif
+	dmsg_crypto_setup();
+	dmsg_crypto_set_keydir(keydir);
+	return 0;
+}
+
+static void
+keys_cleanup(void)
+{
+	char path[300];
+
+	unlink(peerfile);
+	rmdir(remote);
+	path_in(path, sizeof(path), keydir, "rsa.prv");
+	unlink(path);
+	path_in(path, sizeof(path), keydir, "rsa.pub");
+	unlink(path);
+	rmdir(keydir);
+	dmsg_crypto_set_keydir(NULL);
+}
+
+#ifdef SERVICE_TCP_CRYPTO
+/*
+ * Without remote/127.0.0.1.pub (and .none) a TCP link fails in
+ * dmsg_iocom_init: EOF with DMSG_IOQ_ERROR_NORKEY, and dmsg_iocom_core
+ * returns at once.
+ */
+static void
+missing_key_fails(void)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+	dmsg_iocom_t iocom;
+	char host[64];
+	int lfd, fd;
+
+	CHECK_EQ(unlink(peerfile), 0);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(lfd >= 0);
+	CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	CHECK_EQ(listen(lfd, 1), 0);
+	CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", ntohs(sin.sin_port));
+	fd = dmsg_connect(host);
+	CHECK(fd >= 0);
+	dmsg_iocom_init(&iocom, fd, -1, NULL, NULL, NULL, NULL);
+	CHECK(iocom.flags & DMSG_IOCOMF_EOF);
+	CHECK((iocom.flags & DMSG_IOCOMF_CRYPTED) == 0);
+	CHECK_EQ(iocom.ioq_rx.error, DMSG_IOQ_ERROR_NORKEY);
+	dmsg_iocom_core(&iocom);
+	CHECK_EQ(iocom.ioq_rx.error, DMSG_IOQ_ERROR_NORKEY);
+	dmsg_iocom_done(&iocom);
+	close(lfd);
+}
+#endif
 
 /* ----- the server side ---------------------------------------------------- */
 
@@ -79,7 +222,8 @@ shell(dmsg_msg_t *msg)
 	lines_seen++;
 	if (line == NULL || msg->iocom == NULL || msg->circuit == NULL ||
 	    msg->circuit != &msg->iocom->circuit0 ||
-	    line[msg->aux_size - 1] != 0)
+	    line[msg->aux_size - 1] != 0 ||
+	    (msg->iocom->flags & DMSG_IOCOMF_CRYPTED) != WANT_CRYPTED)
 		bad_lines++;
 	pthread_mutex_unlock(&mtx);
 	if (line == NULL)
@@ -253,6 +397,10 @@ main(void)
 	 * must fail with EPIPE, not kill the program.
 	 */
 	signal(SIGPIPE, SIG_IGN);
+	if (keys_setup() != 0) {
+		perror("key directory");
+		return 1;
+	}
 	listen_fd = socket(AF_INET, SOCK_STREAM, 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -281,10 +429,15 @@ main(void)
 		fd = dmsg_connect(host);
 		CHECK(fd >= 0);
 		if (fd < 0)
-			return check_exit("service_tcp");
+			return check_exit(TEST_NAME);
 		c->fd = fd;
 		dmsg_iocom_init(&c->iocom, fd, -1, NULL, client_rcvmsg, NULL,
 		    NULL);
+		CHECK_EQ(c->iocom.flags & DMSG_IOCOMF_CRYPTED, WANT_CRYPTED);
+		CHECK((c->iocom.flags & DMSG_IOCOMF_EOF) == 0);
+		/* Already negotiated: a second call does nothing. */
+		dmsg_crypto_negotiate(&c->iocom);
+		CHECK_EQ(c->iocom.flags & DMSG_IOCOMF_CRYPTED, WANT_CRYPTED);
 		if (pthread_create(&c->thread, NULL, client_main, c) != 0) {
 			perror("pthread_create");
 			return 1;
@@ -350,5 +503,9 @@ main(void)
 	pthread_mutex_unlock(&mtx);
 	for (i = 0; i < NCLIENTS; i++)
 		pthread_join(svcs[i].thread, NULL);
-	return check_exit("service_tcp");
+#ifdef SERVICE_TCP_CRYPTO
+	missing_key_fails();
+#endif
+	keys_cleanup();
+	return check_exit(TEST_NAME);
 }

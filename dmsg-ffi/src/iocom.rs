@@ -40,8 +40,17 @@ use std::sync::Arc;
 ///
 /// If no link can be set up over `sock_fd` (e.g. -1), the iocom is marked
 /// `DMSG_IOCOMF_EOF` with `ioq_rx.error = DMSG_IOQ_ERROR_SOCK`:
-/// `dmsg_iocom_core` then returns at once. The links are plaintext for
-/// now; crypto negotiation will be done here for sockets.
+/// `dmsg_iocom_core` then returns at once.
+///
+/// When `sock_fd` is a TCP/IP socket (`AF_INET`, `AF_INET6`) the crypto
+/// handshake runs here, synchronously, as in the C library, with the key
+/// files of the key directory (`/etc/hammer2` unless
+/// `dmsg_crypto_set_keydir` chose another; see `dmsg_crypto_negotiate`):
+/// on success the link is encrypted and `DMSG_IOCOMF_CRYPTED` is set; on
+/// failure the error is logged (naming the key file and the peer),
+/// `DMSG_IOCOMF_EOF` is set with `ioq_rx.error` = its
+/// `DMSG_IOQ_ERROR_*` code, and `dmsg_iocom_core` only aborts what was
+/// queued and returns. Other fds (Unix sockets, pipes) are plaintext.
 ///
 /// # Safety
 /// `iocom` is NULL (ignored) or points to a writable `struct dmsg_iocom`
@@ -82,8 +91,9 @@ pub unsafe extern "C" fn dmsg_iocom_init(
     }
     mirror::count_circuit(true);
 
-    // Crypto hook (a later issue): for a socket, negotiate here and hand
-    // the session keys to the driver. Every link is plaintext for now.
+    // Crypto (crypto.rs): a TCP/IP socket negotiates here, synchronously,
+    // before the driver runs.
+    let mut crypto = crate::crypto::Outcome::Plaintext;
     let driver = if sock_fd < 0 {
         log(format_args!("dmsg_iocom_init: bad socket fd {sock_fd}"));
         None
@@ -107,7 +117,10 @@ pub unsafe extern "C" fn dmsg_iocom_init(
             None
         };
         match Driver::new(sock, alt, Link::default(), DriverConfig::default()) {
-            Ok(pair) => Some(pair),
+            Ok((mut d, c)) => {
+                crypto = crate::crypto::negotiate_driver(&mut d, &c);
+                Some((d, c))
+            }
             Err(e) => {
                 log(format_args!("dmsg_iocom_init: fd {sock_fd}: {e}"));
                 None
@@ -126,6 +139,7 @@ pub unsafe extern "C" fn dmsg_iocom_init(
             (*iocom).ioq_rx.error = DMSG_IOQ_ERROR_SOCK;
             flags(iocom).fetch_or(DMSG_IOCOMF_EOF, Ordering::AcqRel);
         }
+        crypto.record(iocom);
     }
 }
 

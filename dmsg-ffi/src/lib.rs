@@ -5,7 +5,7 @@
 //! Each module is routed to one C header by `tools/gen-headers`:
 //! `wire_types` and `wire_consts` to `include/sys/dmsg.h`; `lib_consts`,
 //! `handshake`, `crc`, `types`, `iocom`, `msg`, `circuit`, `debug`, `subs`,
-//! `lnk` and `service` to `include/dmsg.h`. `mirror` (the library's private
+//! `lnk`, `service` and `crypto` to `include/dmsg.h`. `mirror` (the library's private
 //! state of an iocom and the `dmsg_state` mirrors) and `globals` (atomics
 //! declared verbatim in the header) are not routed.
 #![cfg_attr(
@@ -15,6 +15,7 @@
 
 pub mod circuit;
 pub mod crc;
+pub mod crypto;
 pub mod debug;
 pub mod globals;
 pub mod handshake;

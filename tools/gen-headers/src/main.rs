@@ -79,6 +79,7 @@ const HEADERS: &[HeaderSpec] = &[
             "subs.rs",
             "lnk.rs",
             "service.rs",
+            "crypto.rs",
         ],
         about: "The dmsg library (libdmsg): constants, types and functions.",
         prologue: LIB_PROLOGUE,
