@@ -143,7 +143,13 @@ impl Drop for Daemon {
 #[test]
 fn dmsgd_answers_dmsg_tree_and_dmsg_shell() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dmsgd"))
-        .args(["--listen", "127.0.0.1:0", "--label", "testnode"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--label",
+            "testnode",
+            "--plaintext",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

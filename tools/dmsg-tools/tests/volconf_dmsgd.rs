@@ -38,7 +38,7 @@ fn wait_until(mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn dmsgd_connects_a_span_copy_when_its_listener_comes_up() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dmsgd"))
-        .args(["--listen", "127.0.0.1:0", "--label", "vnode"])
+        .args(["--listen", "127.0.0.1:0", "--label", "vnode", "--plaintext"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -3,6 +3,7 @@
 //! ```text
 //! dmsgd [--listen ADDR:PORT] [--connect HOST[:PORT]]... [--label NAME]
 //!       [--peer-type hammer2|cluster] [--cluster UUID]
+//!       [--keydir DIR | --plaintext]
 //! ```
 //!
 //! Registers one local span for its own PFS (a fresh pfs_fsid, `fs_label`
@@ -14,9 +15,18 @@
 //! `LNK_VOLCONF` is kept connected, with backoff: see
 //! `dmsg::service::volconf`), and logs links and node events to stderr.
 //! Runs until killed.
+//!
+//! Every TCP link negotiates crypto first, as the hammer2 service does,
+//! with the key files of `--keydir` (default `/etc/hammer2`):
+//! `remote/<peer>.pub` encrypts the link, `remote/<peer>.none` leaves it
+//! plaintext, and without either (or without `rsa.prv`/`rsa.pub`) the link
+//! fails with an error that names the missing file and the peer.
+//! `--plaintext` skips the negotiation on every link (for tests and for
+//! clients that do not negotiate, such as `dmsg shell`).
 #![forbid(unsafe_code)]
 
-use dmsg::crypto::{OsRandom, RandomSource};
+use dmsg::crypto::{KeyDir, OsRandom, RandomSource};
+use dmsg::link::LinkError;
 use dmsg::lnk::HubEvent;
 use dmsg::service::{connect, Node, NodeShell, ServeOptions, ServiceEvent, VolconfConfig};
 use dmsg::sim::SIM_CLUSTER;
@@ -29,7 +39,9 @@ use std::time::Duration;
 const USAGE: &str = "\
 usage: dmsgd [--listen ADDR:PORT] [--connect HOST[:PORT]]... [--label NAME]
              [--peer-type hammer2|cluster] [--cluster UUID]
-defaults: --listen 0.0.0.0:987, --label dmsgd-<pid>, --peer-type hammer2";
+             [--keydir DIR | --plaintext]
+defaults: --listen 0.0.0.0:987, --label dmsgd-<pid>, --peer-type hammer2,
+          --keydir /etc/hammer2 (crypto negotiated on every TCP link)";
 
 struct Args {
     listen: String,
@@ -37,6 +49,8 @@ struct Args {
     label: String,
     peer_type: u8,
     cluster: Uuid,
+    /// The key directory; `None` with `--plaintext`.
+    keydir: Option<KeyDir>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -46,6 +60,7 @@ fn parse() -> Result<Args, String> {
         label: format!("dmsgd-{}", std::process::id()),
         peer_type: PEER_HAMMER2,
         cluster: SIM_CLUSTER,
+        keydir: Some(KeyDir::default()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(opt) = it.next() {
@@ -68,6 +83,8 @@ fn parse() -> Result<Args, String> {
                 let v = val()?;
                 a.cluster = v.parse().map_err(|_| format!("bad cluster uuid {v:?}"))?;
             }
+            "--keydir" => a.keydir = Some(KeyDir::new(val()?)),
+            "--plaintext" => a.keydir = None,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -106,15 +123,30 @@ fn log_event(ev: &ServiceEvent) {
     }
 }
 
+/// The options every link is served with: the default shell, crypto with
+/// `keydir` (if any), and a log line when the link ends before it was up
+/// (a failed crypto negotiation names the file and the peer).
+fn serve_opts(label: String, keydir: Option<&KeyDir>) -> ServeOptions {
+    let mut opts = ServeOptions::new(label.clone()).shell(Arc::new(NodeShell));
+    if let Some(dir) = keydir {
+        opts = opts.keydir(dir.clone());
+    }
+    opts.on_exit(move |why| {
+        if matches!(why, LinkError::Crypto { .. }) {
+            eprintln!("dmsgd: link {label}: {why}");
+        }
+    })
+}
+
 /// Keeps a connection to `host`: reconnects after a failure or a loss,
 /// waiting 1 s, then twice as long each time up to a minute (reset after a
 /// link that lived).
-fn keep_connected(node: Node, host: String) {
+fn keep_connected(node: Node, host: String, keydir: Option<KeyDir>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         match connect(&host) {
             Ok(s) => {
-                let opts = ServeOptions::new(format!("to {host}")).shell(Arc::new(NodeShell));
+                let opts = serve_opts(format!("to {host}"), keydir.as_ref());
                 match node.serve(s, opts) {
                     Ok(h) => {
                         h.join();
@@ -141,9 +173,10 @@ fn main() -> ExitCode {
     };
     let node = Node::default();
     node.on_event(log_event);
+    let keydir = args.keydir.clone();
     node.enable_volconf(VolconfConfig {
-        serve: Some(Arc::new(|host: &str| {
-            ServeOptions::new(format!("volconf {host}")).shell(Arc::new(NodeShell))
+        serve: Some(Arc::new(move |host: &str| {
+            serve_opts(format!("volconf {host}"), keydir.as_ref())
         })),
         ..VolconfConfig::default()
     });
@@ -163,8 +196,9 @@ fn main() -> ExitCode {
     };
     node.add_local_span(span);
 
-    let listener = match node.listen(args.listen.as_str(), |peer| {
-        ServeOptions::new(format!("from {peer}")).shell(Arc::new(NodeShell))
+    let keydir = args.keydir.clone();
+    let listener = match node.listen(args.listen.as_str(), move |peer| {
+        serve_opts(format!("from {peer}"), keydir.as_ref())
     }) {
         Ok(l) => l,
         Err(e) => {
@@ -179,7 +213,8 @@ fn main() -> ExitCode {
     );
     for host in args.connect {
         let n = node.clone();
-        std::thread::spawn(move || keep_connected(n, host));
+        let keydir = args.keydir.clone();
+        std::thread::spawn(move || keep_connected(n, host, keydir));
     }
     loop {
         std::thread::park();
