@@ -587,6 +587,42 @@ fn touches(views: &[CircuitView], link: LinkId) -> Vec<Touch> {
 /// reference dropped for circuits the hub no longer has, relay halves
 /// paired, `LNK_CIRC` states linked.
 pub(crate) fn sync_node(key: usize) {
+    // One sync per node at a time, always from a fresh snapshot: a second
+    // caller (another thread, or this one re-entered from an event the
+    // node delivers) only marks the node dirty, and the running sync goes
+    // round again. Without this, a thread holding an older snapshot could
+    // remake a mirror that a newer sync had just released, and leak it.
+    {
+        let mut running = syncing();
+        if let Some(dirty) = running.get_mut(&key) {
+            *dirty = true;
+            return;
+        }
+        running.insert(key, false);
+    }
+    loop {
+        sync_node_once(key);
+        let mut running = syncing();
+        match running.get_mut(&key) {
+            Some(dirty) if *dirty => *dirty = false,
+            _ => {
+                running.remove(&key);
+                return;
+            }
+        }
+    }
+}
+
+/// Nodes whose circuit mirrors are being synced, by node key, with whether
+/// another sync was asked for meanwhile.
+static SYNCING: Mutex<BTreeMap<usize, bool>> = Mutex::new(BTreeMap::new());
+
+fn syncing() -> MutexGuard<'static, BTreeMap<usize, bool>> {
+    SYNCING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One pass of [`sync_node`]: mirrors made or released to match the node.
+fn sync_node_once(key: usize) {
     let node = attached()
         .values()
         .find(|a| a.key == key)
