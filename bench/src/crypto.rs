@@ -1,0 +1,259 @@
+//! `dmsg-bench-crypto`: one-way throughput of an encrypted link against a
+//! plaintext one, over TCP loopback, in the same run.
+//!
+//! Run with `cargo run --release -p dmsg-bench --bin dmsg-bench-crypto`.
+//! `DMSG_BENCH_SECS` sets the length of each measurement (default 1.0);
+//! an argument `4096` or `65536` runs one message size only.
+//!
+//! Both ends negotiate with `dmsg::runtime::crypto::negotiate` against one
+//! temporary key directory holding a fresh key pair, whose public key is
+//! also `remote/127.0.0.1.pub` (each end is the other's 127.0.0.1), so the
+//! encrypted link runs the real handshake. A user thread sends `DBG_SHELL`
+//! messages with 4 KiB or 64 KiB of aux data through `Conn::with_link`
+//! (64 per call); the sending driver seals and writes them, the receiving
+//! driver opens, decodes and counts them. The plaintext run is the same
+//! with `remote/127.0.0.1.none`. Also printed: sealing and opening alone
+//! (`ChunkSealer::seal`, `ChunkOpener::open` of 64 KiB buffers on one
+//! thread), the bounds the link cannot beat.
+
+use dmsg::crypto::{generate_keys, ChunkOpener, ChunkSealer, KeyDir, OsRandom, SessionKey};
+use dmsg::link::{Event, Link, LinkError};
+use dmsg::runtime::crypto::{negotiate, DEFAULT_HANDSHAKE_TIMEOUT};
+use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
+use dmsg::wire::cmd;
+use dmsg::wire::Message;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Msgid of the one-way message that ends a measurement.
+const MARKER: u64 = u64::MAX;
+/// Messages queued per `Conn::with_link` call.
+const PER_LOCK: usize = 64;
+
+/// Counts one-way messages until the marker.
+struct Count {
+    n: u64,
+    done: Option<mpsc::Sender<(u64, Instant)>>,
+}
+
+impl Handler for Count {
+    fn event(&mut self, _: &Conn, ev: Event) {
+        if let Event::Message { msg, txn: None } = ev {
+            if msg.hdr.msgid == MARKER {
+                if let Some(d) = self.done.take() {
+                    let _ = d.send((self.n, Instant::now()));
+                }
+            } else {
+                self.n += 1;
+            }
+        }
+    }
+}
+
+struct Quiet;
+impl Handler for Quiet {}
+
+/// A temporary key directory (removed on drop) whose own public key is
+/// also trusted, or marked plaintext, for 127.0.0.1.
+struct TempKeys(PathBuf);
+
+impl TempKeys {
+    fn new() -> Res<TempKeys> {
+        let dir = std::env::temp_dir().join(format!("dmsg-bench-crypto-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        generate_keys(&dir)?;
+        std::fs::create_dir_all(dir.join("remote"))?;
+        Ok(TempKeys(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Switches 127.0.0.1 to encrypted (`.pub`) or plaintext (`.none`).
+    fn set_encrypted(&self, on: bool) -> Res<()> {
+        let pub_path = self.0.join("remote/127.0.0.1.pub");
+        let none_path = self.0.join("remote/127.0.0.1.none");
+        let _ = std::fs::remove_file(&pub_path);
+        let _ = std::fs::remove_file(&none_path);
+        if on {
+            std::fs::copy(self.0.join("rsa.pub"), pub_path)?;
+        } else {
+            std::fs::write(none_path, b"")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempKeys {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A negotiated driver over `sock`, running `h` on its own thread.
+fn driver<H: Handler + Send + 'static>(
+    sock: TcpStream,
+    dir: &KeyDir,
+    mut h: H,
+    name: &str,
+) -> Res<(Conn, thread::JoinHandle<LinkError>, bool)> {
+    sock.set_nodelay(true)?;
+    let session = negotiate(&sock, dir, DEFAULT_HANDSHAKE_TIMEOUT, &mut OsRandom)?;
+    let encrypted = session.is_some();
+    let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
+    if let Some(s) = session {
+        d.set_session(s);
+    }
+    let t = thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || d.run(&mut h))?;
+    Ok((conn, t, encrypted))
+}
+
+/// One-way messages of `aux` bytes over loopback TCP; returns wire bytes
+/// per second and whether the link was encrypted.
+fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(f64, bool)> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    let dir = KeyDir::new(keys.path());
+    let dir2 = dir.clone();
+    let client = thread::spawn(move || -> Result<_, String> {
+        let s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+        driver(s, &dir2, Quiet, "tx-driver").map_err(|e| e.to_string())
+    });
+    let (srv, _) = l.accept()?;
+    let (done_tx, done_rx) = mpsc::channel();
+    let (rx_conn, rx_thread, enc_rx) = driver(
+        srv,
+        &dir,
+        Count {
+            n: 0,
+            done: Some(done_tx),
+        },
+        "rx-driver",
+    )?;
+    let (tx_conn, tx_thread, enc_tx) = client.join().map_err(|_| "client panicked")??;
+    if enc_rx != enc_tx {
+        return Err("the two ends disagree on encryption".into());
+    }
+    let template = vec![0xA5u8; aux];
+    let start = Instant::now();
+    while start.elapsed() < dur {
+        for _ in 0..16 {
+            tx_conn.with_link(|l| {
+                for _ in 0..PER_LOCK {
+                    let mut m = Message::new(cmd::DBG_SHELL);
+                    m.aux = template.clone();
+                    l.send_oneway(m)?;
+                }
+                Ok::<_, dmsg::link::SendError>(())
+            })?;
+        }
+    }
+    let mut marker = Message::new(cmd::DBG_SHELL);
+    marker.hdr.msgid = MARKER;
+    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    let (n, end) = done_rx.recv_timeout(Duration::from_secs(60))?;
+    let secs = end.duration_since(start).as_secs_f64().max(1e-9);
+    tx_conn.shutdown();
+    rx_conn.shutdown();
+    tx_thread.join().map_err(|_| "driver panicked")?;
+    rx_thread.join().map_err(|_| "driver panicked")?;
+    let wire = 64 + aux.div_ceil(64) * 64;
+    Ok((n as f64 * wire as f64 / secs, enc_tx))
+}
+
+/// `ChunkSealer::seal` alone on 64 KiB buffers: plaintext bytes per second.
+fn seal_alone(dur: Duration) -> f64 {
+    let mut sealer = ChunkSealer::new(&SessionKey::new([7u8; 32], [1u8; 4]));
+    let plain = vec![0x5Au8; 64 << 10];
+    let mut out = Vec::with_capacity(80 << 10);
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..64 {
+            out.clear();
+            let _ = sealer.seal(&plain, &mut out);
+            bytes += plain.len() as u64;
+        }
+    }
+    bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// `ChunkOpener::open` alone on 64 KiB of plaintext (80 KiB of wire
+/// bytes): plaintext bytes per second.
+fn open_alone(dur: Duration) -> f64 {
+    let key = SessionKey::new([7u8; 32], [1u8; 4]);
+    let plain = vec![0x5Au8; 64 << 10];
+    let mut wire = Vec::new();
+    let _ = ChunkSealer::new(&key).seal(&plain, &mut wire);
+    let mut out = Vec::with_capacity(64 << 10);
+    let start = Instant::now();
+    let mut bytes = 0u64;
+    while start.elapsed() < dur {
+        for _ in 0..64 {
+            // Every opener starts at counter 0, as the sealer did.
+            let mut opener = ChunkOpener::new(&key);
+            out.clear();
+            let _ = opener.open(&wire, &mut out);
+            bytes += out.len() as u64;
+        }
+    }
+    bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+}
+
+fn main() -> Res<()> {
+    let secs: f64 = std::env::var("DMSG_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let dur = Duration::from_secs_f64(secs);
+    let sizes: Vec<usize> = match std::env::args().nth(1) {
+        Some(a) => vec![a.parse()?],
+        None => vec![4096, 65536],
+    };
+    let keys = TempKeys::new()?;
+    println!("Encrypted vs plaintext one-way messages over TCP loopback (64 per lock):");
+    println!(
+        "  sealing alone (ChunkSealer, 64 KiB buffers, one thread)   {:8.3} GB/s",
+        seal_alone(dur) / 1e9
+    );
+    println!(
+        "  opening alone (ChunkOpener, 64 KiB buffers, one thread)   {:8.3} GB/s",
+        open_alone(dur) / 1e9
+    );
+    for aux in sizes {
+        keys.set_encrypted(false)?;
+        let (plain, enc) = stream(&keys, aux, dur)?;
+        if enc {
+            return Err("the plaintext run was encrypted".into());
+        }
+        keys.set_encrypted(true)?;
+        let (crypt, enc) = stream(&keys, aux, dur)?;
+        if !enc {
+            return Err("the encrypted run was plaintext".into());
+        }
+        let target = if aux >= 65536 {
+            if crypt >= 1e9 {
+                "  (target 1 GB/s: met)"
+            } else {
+                "  (target 1 GB/s: NOT met)"
+            }
+        } else {
+            ""
+        };
+        println!(
+            "  {aux:>6} B aux: plaintext {:7.3} GB/s, encrypted {:7.3} GB/s, ratio {:5.1}%{target}",
+            plain / 1e9,
+            crypt / 1e9,
+            100.0 * crypt / plain.max(1.0)
+        );
+    }
+    Ok(())
+}
