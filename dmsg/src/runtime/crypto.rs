@@ -46,7 +46,7 @@ use crate::wire::ioq_error;
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::AsFd;
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketAddrAny};
+use rustix::net::{AddressFamily, SendFlags, SocketAddrAny};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -341,7 +341,13 @@ impl Exchange<'_> {
     fn write_all(&mut self, data: &[u8]) -> Result<(), NegotiateError> {
         while let Some(rest) = data.get(self.sent..).filter(|r| !r.is_empty()) {
             self.wait(PollFlags::OUT)?;
-            match rustix::io::write(self.sock, rest) {
+            // MSG_NOSIGNAL: a peer that went away is an EPIPE error here,
+            // never a SIGPIPE that kills a C program not ignoring it.
+            let sent = match rustix::net::send(self.sock, rest, SendFlags::NOSIGNAL) {
+                Err(Errno::NOTSOCK) => rustix::io::write(self.sock, rest),
+                other => other,
+            };
+            match sent {
                 Ok(n) => self.sent += n,
                 Err(Errno::AGAIN) | Err(Errno::INTR) => {}
                 Err(e) => return Err(self.io_err(e)),
