@@ -84,6 +84,10 @@ pub trait Handler {
 #[derive(Debug)]
 pub struct Driver {
     sock: OwnedFd,
+    /// `sock` is a socket: written with `MSG_NOSIGNAL`, so a peer that
+    /// went away is an `EPIPE` error on this link, never a `SIGPIPE` that
+    /// kills a C program which did not ignore it.
+    is_socket: bool,
     alt: Option<OwnedFd>,
     poll_alt: bool,
     conn: Conn,
@@ -144,6 +148,7 @@ impl Driver {
         cfg: DriverConfig,
     ) -> io::Result<(Driver, Conn)> {
         rustix::io::ioctl_fionbio(&sock, true)?;
+        let is_socket = rustix::net::sockopt::socket_type(&sock).is_ok();
         let down = link.is_down();
         let conn = Conn::new(Shared {
             locked: Mutex::new(Locked { link, waiters: 0 }),
@@ -161,6 +166,7 @@ impl Driver {
         });
         let driver = Driver {
             sock,
+            is_socket,
             poll_alt: alt.is_some(),
             alt,
             conn: conn.clone(),
@@ -224,7 +230,7 @@ impl Driver {
         }
         loop {
             if self.conn.shared.shutdown_req.swap(false, Ordering::AcqRel) {
-                self.fail(LinkError::Shutdown);
+                self.stop();
             }
             if self.conn.shared.signal_req.swap(false, Ordering::AcqRel) {
                 h.signal(&self.conn);
@@ -246,13 +252,13 @@ impl Driver {
                     h.event(&self.conn, ev);
                 }
                 if h.should_stop() {
-                    self.fail(LinkError::Shutdown);
+                    self.stop();
                 }
                 // Callbacks may have queued more: look again before sleeping.
                 continue;
             }
             if h.should_stop() {
-                self.fail(LinkError::Shutdown);
+                self.stop();
                 continue;
             }
             let flush = self.write_out();
@@ -263,6 +269,30 @@ impl Driver {
             }
             self.wait(h, flush.blocked, sync.throttled);
         }
+    }
+
+    /// A local stop ([`Conn::shutdown`] or [`Handler::should_stop`]): what
+    /// is already queued goes out first, as far as the socket takes it
+    /// without blocking (a last message written just before the stop is
+    /// not lost), then the link is taken down with [`LinkError::Shutdown`].
+    fn stop(&mut self) {
+        loop {
+            {
+                let mut g = self.conn.lock();
+                g.link.tx_written(std::mem::take(&mut self.written));
+                if self.out.is_empty() && !g.link.is_down() {
+                    g.link.take_tx(&mut self.out);
+                }
+            }
+            if self.out.is_empty() {
+                break;
+            }
+            let w = self.write_out();
+            if w.blocked || !w.wrote {
+                break;
+            }
+        }
+        self.fail(LinkError::Shutdown);
     }
 
     /// Takes the link down from the driver's thread.
@@ -328,7 +358,7 @@ impl Driver {
                 n += 1;
                 bytes += s.len();
             }
-            match rustix::io::writev(&self.sock, iov.get(..n).unwrap_or(&[])) {
+            match send(&self.sock, self.is_socket, iov.get(..n).unwrap_or(&[])) {
                 Ok(w) => {
                     self.out.consume(w);
                     self.written += w;
@@ -401,7 +431,7 @@ impl Driver {
             }
             let data = stage.unwritten();
             let len = data.len();
-            match rustix::io::write(&self.sock, data) {
+            match send(&self.sock, self.is_socket, &[IoSlice::new(data)]) {
                 Ok(w) => {
                     self.written += stage.consume(w);
                     wrote |= w > 0;
@@ -555,5 +585,21 @@ impl Driver {
 impl AsFd for Driver {
     fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
         self.sock.as_fd()
+    }
+}
+
+/// One gathered write to the stream: `sendmsg` with `MSG_NOSIGNAL` on a
+/// socket, `writev` on anything else (a pipe: a C program using pipes
+/// ignores `SIGPIPE`, as the hammer2 tools do).
+fn send(sock: &OwnedFd, is_socket: bool, iov: &[IoSlice<'_>]) -> rustix::io::Result<usize> {
+    if is_socket {
+        rustix::net::sendmsg(
+            sock,
+            iov,
+            &mut rustix::net::SendAncillaryBuffer::default(),
+            rustix::net::SendFlags::NOSIGNAL,
+        )
+    } else {
+        rustix::io::writev(sock, iov)
     }
 }
