@@ -324,7 +324,12 @@ impl Driver {
             shared.drained.notify_all();
         }
         Sync {
-            throttled: queued >= shared.tx_limit,
+            // Reading stops only at twice the limit: other threads already
+            // wait at the limit, so only the driver's own callbacks (which
+            // never wait) can get the queue this far. Stopping at the limit
+            // itself deadlocks two peers that both send more than it to
+            // each other: both queues full, neither driver reading.
+            throttled: queued >= shared.tx_limit.saturating_mul(2),
         }
     }
 

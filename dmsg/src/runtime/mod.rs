@@ -60,15 +60,19 @@
 //!    below `L`, or the link is down, and only then runs its closure.
 //!    [`Conn::try_with_link`] does not wait: it returns [`QueueFull`]
 //!    without running the closure.
-//! 2. The driver does not read from the socket, so a peer that sends
-//!    requests but does not read our answers stops being served: its own
-//!    socket buffer fills and it is the one that blocks.
+//! 2. While the queue holds `2L` bytes or more the driver does not read
+//!    from the socket, so a peer that sends requests but does not read our
+//!    answers stops being served: its own socket buffer fills and it is
+//!    the one that blocks. Only the driver's own callbacks can take the
+//!    queue past `L` (every other sender waits there), so two peers that
+//!    both send more than `L` to each other keep reading each other and
+//!    never deadlock (`tests/runtime_flood.rs`).
 //! 3. Callbacks on the driver's thread are never blocked (blocking there
 //!    would deadlock); they only run in answer to one read of at most `R`
-//!    bytes, made while the queue was under `L`.
+//!    bytes, made while the queue was under `2L`.
 //!
 //! So the queue never holds more than
-//! `L + Q_cb + Σ Q_t + Q_nowait` bytes, where `Q_cb` is what the callbacks
+//! `2L + Q_cb + Σ Q_t + Q_nowait` bytes, where `Q_cb` is what the callbacks
 //! queue in answer to one read of `R` bytes (for a handler that answers
 //! every message with one message of the same size, `Q_cb ≤ R`), `Q_t` is
 //! what one closure of each thread currently inside `with_link` or
