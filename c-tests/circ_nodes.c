@@ -56,48 +56,15 @@
 #include <dmsg.h>
 
 #include "check.h"
+#include "nodes.h"
 
 #define NNODES 3
-#define WAIT_SECS 20
 #define PAYLOAD 3000
 
-static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-
-/* CHECK from several threads. */
-#define TCHECK(cond_) do {					\
-	pthread_mutex_lock(&mtx);				\
-	CHECK(cond_);						\
-	pthread_mutex_unlock(&mtx);				\
-} while (0)
 
 static dmsg_node_t *nodes[NNODES];
 static const char *labels[NNODES] = { "node-a", "node-b", "node-c" };
 static int adds[NNODES][NNODES];
-
-/* Deadline WAIT_SECS from now. */
-static struct timespec
-deadline(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_SECS;
-	return ts;
-}
-
-/* Waits (mtx held) until pred() holds or the deadline passes. */
-static int
-wait_until(int (*pred)(void))
-{
-	struct timespec ts = deadline();
-
-	while (!pred()) {
-		if (pthread_cond_timedwait(&cond, &mtx, &ts) == ETIMEDOUT)
-			return pred();
-	}
-	return 1;
-}
 
 static void
 wake(void)
@@ -208,13 +175,6 @@ txn_reply(dmsg_msg_t *msg)
 
 /* ----- master services ------------------------------------------------ */
 
-struct svc {
-	dmsg_node_t *node;
-	dmsg_master_service_info_t *info;
-	pthread_t thread;
-	int exited;
-};
-
 static void
 svc_exit(void *handle)
 {
@@ -274,34 +234,6 @@ shell(dmsg_msg_t *msg)
 		    msgid);
 	} else {
 		dmsg_circuit_printf(msg->circuit, "unknown command: %s\n", cmd);
-	}
-}
-
-static void *
-svc_main(void *arg)
-{
-	struct svc *s = arg;
-
-	return dmsg_master_service_node(s->node, s->info);
-}
-
-static void
-svc_start(struct svc *s, dmsg_node_t *node, int fd, const char *label)
-{
-	dmsg_master_service_info_t *info = calloc(1, sizeof(*info));
-
-	info->fd = fd;
-	info->altfd = -1;
-	info->label = strdup(label);
-	info->handle = s;
-	info->dbgmsg_callback = shell;
-	info->exit_callback = svc_exit;
-	s->node = node;
-	s->info = info;
-	s->exited = 0;
-	if (pthread_create(&s->thread, NULL, svc_main, s) != 0) {
-		perror("pthread_create");
-		exit(1);
 	}
 }
 
@@ -489,15 +421,6 @@ kernel_rcvmsg(dmsg_msg_t *msg)
 		dmsg_msg_reply(msg, 0);
 }
 
-static void
-uuid_fill(struct uuid *u, int a, int b)
-{
-	memset(u, 0, sizeof(*u));
-	u->time_low = 0x11110000u + (uint32_t)a;
-	u->time_mid = (uint16_t)b;
-	u->node[5] = (uint8_t)(a + b);
-}
-
 static void *
 kernel_main(void *arg)
 {
@@ -547,7 +470,6 @@ kernel_main(void *arg)
 
 /* ----- the shell client ------------------------------------------------ */
 
-static dmsg_iocom_t client_io;
 static char client_text[16384];
 static size_t client_len;
 static int client_prompts;
@@ -574,28 +496,6 @@ client_rcvmsg(dmsg_msg_t *msg)
 		wake();
 	}
 	pthread_mutex_unlock(&mtx);
-}
-
-static void *
-client_main(void *arg)
-{
-	(void)arg;
-	dmsg_iocom_core(&client_io);
-	return NULL;
-}
-
-static void
-client_send(const char *line)
-{
-	size_t n = strlen(line) + 1;
-	dmsg_msg_t *msg = dmsg_msg_alloc(&client_io.circuit0, n,
-	    DMSG_DBG_SHELL, NULL, NULL);
-
-	CHECK(msg != NULL);
-	if (msg != NULL) {
-		memcpy(msg->aux_data, line, n);
-		dmsg_msg_write(msg);
-	}
 }
 
 /* One-way DBG_SHELL line on a circuit. */

@@ -41,19 +41,10 @@
 #include <dmsg.h>
 
 #include "check.h"
+#include "nodes.h"
 
 #define NNODES 3
-#define WAIT_SECS 20
 
-static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-
-/* CHECK from several threads. */
-#define TCHECK(cond_) do {					\
-	pthread_mutex_lock(&mtx);				\
-	CHECK(cond_);						\
-	pthread_mutex_unlock(&mtx);				\
-} while (0)
 
 static dmsg_node_t *nodes[NNODES];
 static const char *labels[NNODES] = { "node-a", "node-b", "node-c" };
@@ -64,30 +55,6 @@ static int dels[NNODES][NNODES];
 static int bad_events;
 /* What the handler stores in the opaque slot on ADD. */
 static int cookies[NNODES][NNODES];
-
-/* Deadline WAIT_SECS from now. */
-static struct timespec
-deadline(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += WAIT_SECS;
-	return ts;
-}
-
-/* Waits (mtx held) until pred() holds or the deadline passes. */
-static int
-wait_until(int (*pred)(void))
-{
-	struct timespec ts = deadline();
-
-	while (!pred()) {
-		if (pthread_cond_timedwait(&cond, &mtx, &ts) == ETIMEDOUT)
-			return pred();
-	}
-	return 1;
-}
 
 static int
 node_index(dmsg_node_t *node)
@@ -143,13 +110,6 @@ node_handler(void **opaquep, struct dmsg_msg *msg, int op)
 
 /* ----- master services ------------------------------------------------ */
 
-struct svc {
-	dmsg_node_t *node;
-	dmsg_master_service_info_t *info;
-	pthread_t thread;
-	int exited;
-};
-
 static void
 svc_exit(void *handle)
 {
@@ -172,34 +132,6 @@ shell(dmsg_msg_t *msg)
 	else
 		dmsg_circuit_printf(msg->circuit, "unknown command: %s\n",
 		    cmd ? cmd : "");
-}
-
-static void *
-svc_main(void *arg)
-{
-	struct svc *s = arg;
-
-	return dmsg_master_service_node(s->node, s->info);
-}
-
-static void
-svc_start(struct svc *s, dmsg_node_t *node, int fd, const char *label)
-{
-	dmsg_master_service_info_t *info = calloc(1, sizeof(*info));
-
-	info->fd = fd;
-	info->altfd = -1;
-	info->label = strdup(label);
-	info->handle = s;
-	info->dbgmsg_callback = shell;
-	info->exit_callback = svc_exit;
-	s->node = node;
-	s->info = info;
-	s->exited = 0;
-	if (pthread_create(&s->thread, NULL, svc_main, s) != 0) {
-		perror("pthread_create");
-		exit(1);
-	}
 }
 
 /* ----- kernels ---------------------------------------------------------- */
@@ -229,15 +161,6 @@ kernel_rcvmsg(dmsg_msg_t *msg)
 	/* The node's LNK_CONN (and anything else): close when it closes. */
 	if (msg->state != NULL && (msg->any.head.cmd & DMSGF_DELETE))
 		dmsg_msg_reply(msg, 0);
-}
-
-static void
-uuid_fill(struct uuid *u, int a, int b)
-{
-	memset(u, 0, sizeof(*u));
-	u->time_low = 0x11110000u + (uint32_t)a;
-	u->time_mid = (uint16_t)b;
-	u->node[5] = (uint8_t)(a + b);
 }
 
 static void *
@@ -291,7 +214,6 @@ kernel_main(void *arg)
 
 /* ----- the shell client ------------------------------------------------ */
 
-static dmsg_iocom_t client_io;
 static char client_text[16384];
 static size_t client_len;
 static int client_prompts;
@@ -320,28 +242,6 @@ client_rcvmsg(dmsg_msg_t *msg)
 		client_prompts++;
 		pthread_cond_broadcast(&cond);
 		pthread_mutex_unlock(&mtx);
-	}
-}
-
-static void *
-client_main(void *arg)
-{
-	(void)arg;
-	dmsg_iocom_core(&client_io);
-	return NULL;
-}
-
-static void
-client_send(const char *line)
-{
-	size_t n = strlen(line) + 1;
-	dmsg_msg_t *msg = dmsg_msg_alloc(&client_io.circuit0, n,
-	    DMSG_DBG_SHELL, NULL, NULL);
-
-	CHECK(msg != NULL);
-	if (msg != NULL) {
-		memcpy(msg->aux_data, line, n);
-		dmsg_msg_write(msg);
 	}
 }
 

@@ -1,0 +1,138 @@
+/*
+ * Scaffolding of the multi-node C tests (lnk_nodes, circ_nodes): the lock
+ * and condition their threads wait on, bounded waits, master services
+ * started on a node, a DBG shell client and span uuids.
+ *
+ * The including test defines the callbacks declared below: shell() (the
+ * services' dbgmsg callback) and svc_exit() (their exit callback), and
+ * runs client_io (dmsg_iocom_init, then client_main on a thread).
+ */
+#ifndef DMSG_C_TESTS_NODES_H
+#define DMSG_C_TESTS_NODES_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <dmsg.h>
+
+#include "check.h"
+
+/* How long any wait of the test may take. */
+#define WAIT_SECS 20
+
+static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+
+/* CHECK from several threads. */
+#define TCHECK(cond_) do {					\
+	pthread_mutex_lock(&mtx);				\
+	CHECK(cond_);						\
+	pthread_mutex_unlock(&mtx);				\
+} while (0)
+
+/* One master service thread on a node. */
+struct svc {
+	dmsg_node_t *node;
+	dmsg_master_service_info_t *info;
+	pthread_t thread;
+	int exited;
+};
+
+static void shell(dmsg_msg_t *msg);
+static void svc_exit(void *handle);
+
+/* The shell client's iocom. */
+static dmsg_iocom_t client_io;
+
+/* Deadline WAIT_SECS from now. */
+static inline struct timespec
+deadline(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += WAIT_SECS;
+	return ts;
+}
+
+/* Waits (mtx held) until pred() holds or the deadline passes. */
+static inline int
+wait_until(int (*pred)(void))
+{
+	struct timespec ts = deadline();
+
+	while (!pred()) {
+		if (pthread_cond_timedwait(&cond, &mtx, &ts) == ETIMEDOUT)
+			return pred();
+	}
+	return 1;
+}
+
+static inline void *
+svc_main(void *arg)
+{
+	struct svc *s = arg;
+
+	return dmsg_master_service_node(s->node, s->info);
+}
+
+/* Starts a master service thread for fd on node. */
+static inline void
+svc_start(struct svc *s, dmsg_node_t *node, int fd, const char *label)
+{
+	dmsg_master_service_info_t *info = calloc(1, sizeof(*info));
+
+	info->fd = fd;
+	info->altfd = -1;
+	info->label = strdup(label);
+	info->handle = s;
+	info->dbgmsg_callback = shell;
+	info->exit_callback = svc_exit;
+	s->node = node;
+	s->info = info;
+	s->exited = 0;
+	if (pthread_create(&s->thread, NULL, svc_main, s) != 0) {
+		perror("pthread_create");
+		exit(1);
+	}
+}
+
+/* A distinct uuid per (a, b). */
+static inline void
+uuid_fill(struct uuid *u, int a, int b)
+{
+	memset(u, 0, sizeof(*u));
+	u->time_low = 0x11110000u + (uint32_t)a;
+	u->time_mid = (uint16_t)b;
+	u->node[5] = (uint8_t)(a + b);
+}
+
+static inline void *
+client_main(void *arg)
+{
+	(void)arg;
+	dmsg_iocom_core(&client_io);
+	return NULL;
+}
+
+/* Sends one shell line to the service the client is connected to. */
+static inline void
+client_send(const char *line)
+{
+	size_t n = strlen(line) + 1;
+	dmsg_msg_t *msg = dmsg_msg_alloc(&client_io.circuit0, n,
+	    DMSG_DBG_SHELL, NULL, NULL);
+
+	CHECK(msg != NULL);
+	if (msg != NULL) {
+		memcpy(msg->aux_data, line, n);
+		dmsg_msg_write(msg);
+	}
+}
+
+#endif
