@@ -3,37 +3,17 @@
 //! file refused with a log line naming the file and the peer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use dmsg::crypto::{generate_keys, KeyDir};
 use dmsg::link::LinkError;
 use dmsg::service::{connect, Node, ServeOptions};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{wait_until, Daemon};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Kills the daemon when the test ends, however it ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
 
 fn trust(dir: &Path, other: &Path) {
     std::fs::create_dir_all(dir.join("remote")).unwrap();
@@ -54,31 +34,11 @@ fn dmsgd_encrypts_with_its_keydir_and_names_a_missing_key() {
     trust(daemon_keys.path(), node_keys.path());
     trust(node_keys.path(), daemon_keys.path());
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsgd"))
-        .args(["--listen", "127.0.0.1:0", "--label", "cnode", "--keydir"])
-        .arg(daemon_keys.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _daemon = Daemon(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(WAIT).expect("dmsgd did not say where");
-        if let Some(a) = line.strip_prefix("dmsgd: cnode listening on ") {
-            break a.to_owned();
-        }
-    };
+    let daemon = Daemon::start(
+        "cnode",
+        &["--keydir".as_ref(), daemon_keys.path().as_os_str()],
+    );
+    let (rx, addr) = (&daemon.log, daemon.addr.clone());
 
     // An encrypted link: the node sees dmsgd's span.
     let node = Node::default();

@@ -3,15 +3,17 @@
 //! bounded; every spawned process is killed at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use dmsg::service::{Node, NodeShell, ServeOptions};
 use dmsg_tools::client::ShellClient;
 use dmsg_tools::demo::{self, DemoConfig, Shape};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::Daemon;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -130,51 +132,10 @@ fn dmsg_demo_binary_exits_zero() {
     assert!(!bad.status.success());
 }
 
-/// Kills the daemon when the test ends, however it ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn dmsgd_answers_dmsg_tree_and_dmsg_shell() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsgd"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--label",
-            "testnode",
-            "--plaintext",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let daemon = Daemon(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Its own node ADD comes first, then the address it listens on.
-    let addr = loop {
-        let line = rx
-            .recv_timeout(WAIT)
-            .expect("dmsgd did not say where it listens");
-        if let Some(a) = line.strip_prefix("dmsgd: testnode listening on ") {
-            break a.to_owned();
-        }
-    };
+    let daemon = Daemon::start("testnode", &["--plaintext".as_ref()]);
+    let (rx, addr) = (&daemon.log, daemon.addr.clone());
 
     let out = finish(dmsg_cmd(&["tree", &addr]).spawn().unwrap());
     let text = String::from_utf8_lossy(&out.stdout);

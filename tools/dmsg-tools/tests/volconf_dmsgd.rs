@@ -3,64 +3,21 @@
 //! comes up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
 use dmsg::runtime::session::Session;
 use dmsg::service::{connect, master_conn, Node, ServeOptions};
 use dmsg::wire::{Label, LnkConn, LnkSpan, LnkVolconf, Message, Uuid, VolData};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use support::{wait_until, Daemon};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Kills the daemon when the test ends, however it ends.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
 #[test]
 fn dmsgd_connects_a_span_copy_when_its_listener_comes_up() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dmsgd"))
-        .args(["--listen", "127.0.0.1:0", "--label", "vnode", "--plaintext"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let daemon = Daemon(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(WAIT).expect("dmsgd did not say where");
-        if let Some(a) = line.strip_prefix("dmsgd: vnode listening on ") {
-            break a.to_owned();
-        }
-    };
+    let daemon = Daemon::start("vnode", &["--plaintext".as_ref()]);
+    let (rx, addr) = (&daemon.log, daemon.addr.clone());
 
     // A port nobody listens on yet.
     let port = TcpListener::bind("127.0.0.1:0")
