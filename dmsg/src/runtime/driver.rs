@@ -130,6 +130,48 @@ struct Written {
     wrote: bool,
 }
 
+impl Written {
+    /// Nothing more to write now (all written, or the link is down).
+    fn done(wrote: bool) -> Written {
+        Written {
+            blocked: false,
+            wrote,
+        }
+    }
+
+    /// The socket is full.
+    fn blocked(wrote: bool) -> Written {
+        Written {
+            blocked: true,
+            wrote,
+        }
+    }
+}
+
+/// What one [`send`] means to a write loop.
+enum Sent {
+    /// `n` bytes went out; `short` when fewer than offered (socket full).
+    Wrote { n: usize, short: bool },
+    /// The socket is full.
+    Full,
+    /// Interrupted: try again.
+    Again,
+    /// The link failed.
+    Failed(LinkError),
+}
+
+impl Sent {
+    /// Classifies the result of sending `len` bytes.
+    fn of(r: rustix::io::Result<usize>, len: usize) -> Sent {
+        match r {
+            Ok(n) => Sent::Wrote { n, short: n < len },
+            Err(Errno::AGAIN) => Sent::Full,
+            Err(Errno::INTR) => Sent::Again,
+            Err(e) => Sent::Failed(LinkError::Io(io::Error::from(e).to_string())),
+        }
+    }
+}
+
 /// What [`Driver::sync`] saw.
 #[derive(Clone, Copy, Debug)]
 struct Sync {
@@ -343,17 +385,11 @@ impl Driver {
         let mut wrote = false;
         loop {
             if self.out.is_empty() {
-                return Written {
-                    blocked: false,
-                    wrote,
-                };
+                return Written::done(wrote);
             }
             if self.conn.shared.down.load(Ordering::Acquire) {
                 self.out.clear();
-                return Written {
-                    blocked: false,
-                    wrote,
-                };
+                return Written::done(wrote);
             }
             let mut iov = [IoSlice::new(&[]); MAX_IOV];
             let mut n = 0;
@@ -363,32 +399,21 @@ impl Driver {
                 n += 1;
                 bytes += s.len();
             }
-            match send(&self.sock, self.is_socket, iov.get(..n).unwrap_or(&[])) {
-                Ok(w) => {
-                    self.out.consume(w);
-                    self.written += w;
-                    wrote |= w > 0;
-                    if w < bytes {
-                        // A short write: the socket buffer is full.
-                        return Written {
-                            blocked: true,
-                            wrote,
-                        };
+            let r = send(&self.sock, self.is_socket, iov.get(..n).unwrap_or(&[]));
+            match Sent::of(r, bytes) {
+                Sent::Wrote { n, short } => {
+                    self.out.consume(n);
+                    self.written += n;
+                    wrote |= n > 0;
+                    if short {
+                        return Written::blocked(wrote);
                     }
                 }
-                Err(Errno::AGAIN) => {
-                    return Written {
-                        blocked: true,
-                        wrote,
-                    }
-                }
-                Err(Errno::INTR) => {}
-                Err(e) => {
-                    self.fail(LinkError::Io(io::Error::from(e).to_string()));
-                    return Written {
-                        blocked: false,
-                        wrote,
-                    };
+                Sent::Full => return Written::blocked(wrote),
+                Sent::Again => {}
+                Sent::Failed(e) => {
+                    self.fail(e);
+                    return Written::done(wrote);
                 }
             }
         }
@@ -403,63 +428,41 @@ impl Driver {
         loop {
             let down = self.conn.shared.down.load(Ordering::Acquire);
             let Some(stage) = self.crypto.as_mut() else {
-                return Written {
-                    blocked: false,
-                    wrote,
-                };
+                return Written::done(wrote);
             };
             if down {
                 stage.clear();
                 self.out.clear();
-                return Written {
-                    blocked: false,
-                    wrote,
-                };
+                return Written::done(wrote);
             }
             if stage.is_idle() {
                 if self.out.is_empty() {
-                    return Written {
-                        blocked: false,
-                        wrote,
-                    };
+                    return Written::done(wrote);
                 }
                 match stage.seal(self.out.slices()) {
                     Ok(n) => self.out.consume(n),
                     Err(e) => {
                         self.fail(e);
-                        return Written {
-                            blocked: false,
-                            wrote,
-                        };
+                        return Written::done(wrote);
                     }
                 }
             }
             let data = stage.unwritten();
             let len = data.len();
-            match send(&self.sock, self.is_socket, &[IoSlice::new(data)]) {
-                Ok(w) => {
-                    self.written += stage.consume(w);
-                    wrote |= w > 0;
-                    if w < len {
-                        return Written {
-                            blocked: true,
-                            wrote,
-                        };
+            let r = send(&self.sock, self.is_socket, &[IoSlice::new(data)]);
+            match Sent::of(r, len) {
+                Sent::Wrote { n, short } => {
+                    self.written += stage.consume(n);
+                    wrote |= n > 0;
+                    if short {
+                        return Written::blocked(wrote);
                     }
                 }
-                Err(Errno::AGAIN) => {
-                    return Written {
-                        blocked: true,
-                        wrote,
-                    }
-                }
-                Err(Errno::INTR) => {}
-                Err(e) => {
-                    self.fail(LinkError::Io(io::Error::from(e).to_string()));
-                    return Written {
-                        blocked: false,
-                        wrote,
-                    };
+                Sent::Full => return Written::blocked(wrote),
+                Sent::Again => {}
+                Sent::Failed(e) => {
+                    self.fail(e);
+                    return Written::done(wrote);
                 }
             }
         }
