@@ -138,6 +138,24 @@ impl Line {
     }
 
     /// The circuit events node `i` reported so far.
+    /// The circuit events of node `i`: waits (at most `WAIT`) until `n`
+    /// have come, since events reach subscribers after the node's lock is
+    /// released, then takes any more that are there already.
+    fn circuit_events_n(&self, i: usize, n: usize) -> Vec<CircuitEvent> {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events[i].recv_timeout(left) {
+                Ok(ServiceEvent::Circuit(c)) => got.push(c),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        got.extend(self.circuit_events(i));
+        got
+    }
+
     fn circuit_events(&self, i: usize) -> Vec<CircuitEvent> {
         self.events[i]
             .try_iter()
@@ -240,10 +258,10 @@ fn tree_over_a_circuit_through_one_relay() {
     assert_eq!(far.len(), 1);
     assert_eq!(far[0].kind, CircuitKind::Accept);
     assert_eq!(
-        l.circuit_events(2),
+        l.circuit_events_n(2, 1),
         vec![CircuitEvent::Accepted(far[0].near)]
     );
-    assert_eq!(l.circuit_events(0), vec![CircuitEvent::Up(c.id())]);
+    assert_eq!(l.circuit_events_n(0, 1), vec![CircuitEvent::Up(c.id())]);
 
     let want = l.nodes[2].tree_lines();
     assert_eq!(tree_over(&c), want, "C's tree, line by line");
