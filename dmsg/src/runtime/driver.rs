@@ -391,15 +391,23 @@ impl Driver {
                 self.out.clear();
                 return Written::done(wrote);
             }
-            let mut iov = [IoSlice::new(&[]); MAX_IOV];
-            let mut n = 0;
-            let mut bytes = 0;
-            for (slot, s) in iov.iter_mut().zip(self.out.slices()) {
-                *slot = IoSlice::new(s);
-                n += 1;
-                bytes += s.len();
-            }
-            let r = send(&self.sock, self.is_socket, iov.get(..n).unwrap_or(&[]));
+            let (r, bytes) = match two_first(self.out.slices()) {
+                // One buffer (the usual case of small messages, which the
+                // queue packs together): a plain send, no vector to build.
+                (Some(one), None) => (send_one(&self.sock, self.is_socket, one), one.len()),
+                _ => {
+                    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                    let mut n = 0;
+                    let mut bytes = 0;
+                    for (slot, s) in iov.iter_mut().zip(self.out.slices()) {
+                        *slot = IoSlice::new(s);
+                        n += 1;
+                        bytes += s.len();
+                    }
+                    let iov = iov.get(..n).unwrap_or(&[]);
+                    (send(&self.sock, self.is_socket, iov), bytes)
+                }
+            };
             match Sent::of(r, bytes) {
                 Sent::Wrote { n, short } => {
                     self.out.consume(n);
@@ -449,7 +457,7 @@ impl Driver {
             }
             let data = stage.unwritten();
             let len = data.len();
-            let r = send(&self.sock, self.is_socket, &[IoSlice::new(data)]);
+            let r = send_one(&self.sock, self.is_socket, data);
             match Sent::of(r, len) {
                 Sent::Wrote { n, short } => {
                     self.written += stage.consume(n);
@@ -587,6 +595,23 @@ impl Driver {
         }
         // EOF or an error: the link is down, with events to deliver.
         Read::Some
+    }
+}
+
+/// The first two items of `it`.
+fn two_first<T>(mut it: impl Iterator<Item = T>) -> (Option<T>, Option<T>) {
+    let first = it.next();
+    (first, it.next())
+}
+
+/// [`send`] of one buffer: `send` with `MSG_NOSIGNAL` on a socket, `write`
+/// on anything else. Cheaper than a one-element `sendmsg` (no message
+/// header or vector for the kernel to copy in).
+fn send_one(sock: &OwnedFd, is_socket: bool, buf: &[u8]) -> rustix::io::Result<usize> {
+    if is_socket {
+        rustix::net::send(sock, buf, rustix::net::SendFlags::NOSIGNAL)
+    } else {
+        rustix::io::write(sock, buf)
     }
 }
 
