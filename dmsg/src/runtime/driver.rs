@@ -2,11 +2,12 @@
 
 use super::conn::{Conn, Locked, Shared};
 use super::crypto::CryptoStage;
+use super::waitset::{Fds, WaitSet, Want};
 use super::wakeup::Wakeup;
 use crate::crypto::Session;
 use crate::link::txqueue::TxQueue;
 use crate::link::{Event, Link, LinkError};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::Timespec;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use std::collections::VecDeque;
@@ -29,7 +30,8 @@ pub struct DriverConfig {
     /// Size of the receive buffer: at most this many bytes are read, and so
     /// decoded, per iteration. Default 256 KiB.
     pub read_buffer: usize,
-    /// Longest sleep in `poll`. `None` (the default) sleeps until something
+    /// Longest sleep (rounded up to whole milliseconds where the driver
+    /// sleeps in `epoll`). `None` (the default) sleeps until something
     /// happens: every request of a [`Conn`] wakes the driver.
     pub poll_timeout: Option<Duration>,
 }
@@ -91,13 +93,15 @@ pub struct Driver {
     alt: Option<OwnedFd>,
     poll_alt: bool,
     conn: Conn,
+    /// How [`Driver::wait`] sleeps (see [`super::waitset`]).
+    waitset: WaitSet,
     rbuf: Vec<u8>,
     timeout: Option<Timespec>,
     /// Bytes taken from the link's queue, being written without the lock.
     out: TxQueue,
     /// Events taken from the link, being delivered.
     events: VecDeque<Event>,
-    /// Reads still allowed without `poll` (see [`READ_AGAIN`]).
+    /// Reads still allowed without sleeping first (see [`READ_AGAIN`]).
     read_again: u32,
     /// Bytes of `out` written since the link was last told.
     written: usize,
@@ -106,7 +110,7 @@ pub struct Driver {
     crypto: Option<CryptoStage>,
 }
 
-/// Reads made one after the other without `poll` while each fills the
+/// Reads made one after the other without sleeping while each fills the
 /// whole buffer, at most.
 const READ_AGAIN: u32 = 16;
 
@@ -182,7 +186,9 @@ struct Sync {
 impl Driver {
     /// Prepares a driver for `link` over `sock` (made non-blocking here),
     /// with an optional `alt` fd polled for input. Returns the driver and
-    /// the handle every thread uses to reach the link.
+    /// the handle every thread uses to reach the link. Besides the wakeup
+    /// fd it opens an `epoll` fd on Linux (both close-on-exec, both closed
+    /// with the driver).
     pub fn new(
         sock: OwnedFd,
         alt: Option<OwnedFd>,
@@ -206,9 +212,15 @@ impl Driver {
             tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: i64::from(d.subsec_nanos()),
         });
+        let waitset = WaitSet::new(Fds {
+            wake: conn.shared.wakeup.fd(),
+            sock: sock.as_fd(),
+            alt: alt.as_ref().map(AsFd::as_fd),
+        });
         let driver = Driver {
             sock,
             is_socket,
+            waitset,
             poll_alt: alt.is_some(),
             alt,
             conn: conn.clone(),
@@ -476,11 +488,11 @@ impl Driver {
         }
     }
 
-    /// Sleeps in `poll` and does the I/O it reports.
+    /// Sleeps (see [`super::waitset`]) and does the I/O it reports.
     fn wait<H: Handler + ?Sized>(&mut self, h: &mut H, blocked: bool, throttled: bool) {
         if self.read_again > 0 && !throttled {
             // The last read filled the buffer: more is very likely there,
-            // so read again without asking poll (a bounded number of
+            // so read again without sleeping (a bounded number of
             // times, so that the wakeup and alt fds are still looked at).
             self.read_again -= 1;
             match self.read() {
@@ -493,69 +505,47 @@ impl Driver {
                 Read::Nothing => self.read_again = 0,
             }
         }
-        let mut sock_flags = PollFlags::empty();
-        if !throttled {
-            sock_flags |= PollFlags::IN;
-        }
-        if blocked {
-            sock_flags |= PollFlags::OUT;
-        }
-        let (wake_ev, sock_ev, alt_ev) = {
-            let wake_fd = self.conn.shared.wakeup.fd();
-            let mut fds = [
-                PollFd::new(&wake_fd, PollFlags::IN),
-                PollFd::new(&self.sock, sock_flags),
-                PollFd::new(&wake_fd, PollFlags::empty()),
-            ];
-            let mut count = 2;
-            if let (true, Some(alt)) = (self.poll_alt, &self.alt) {
-                if let Some(slot) = fds.get_mut(2) {
-                    *slot = PollFd::new(alt, PollFlags::IN);
-                    count = 3;
-                }
+        let fds = Fds {
+            wake: self.conn.shared.wakeup.fd(),
+            sock: self.sock.as_fd(),
+            alt: self.alt.as_ref().filter(|_| self.poll_alt).map(AsFd::as_fd),
+        };
+        let want = Want {
+            read: !throttled,
+            write: blocked,
+        };
+        let ready = match self.waitset.wait(fds, want, self.timeout.as_ref()) {
+            Ok(r) => r,
+            Err(Errno::INTR) => return,
+            Err(e) => {
+                self.conn
+                    .lock()
+                    .link
+                    .fail(LinkError::Io(io::Error::from(e).to_string()));
+                self.conn.shared.down.store(true, Ordering::Release);
+                return;
             }
-            let used = fds.get_mut(..count).unwrap_or(&mut []);
-            match poll(used, self.timeout.as_ref()) {
-                Ok(_) => {}
-                Err(Errno::INTR) => return,
-                Err(e) => {
-                    self.conn
-                        .lock()
-                        .link
-                        .fail(LinkError::Io(io::Error::from(e).to_string()));
-                    self.conn.shared.down.store(true, Ordering::Release);
-                    return;
-                }
-            }
-            let rev = |i: usize| fds.get(i).map_or(PollFlags::empty(), PollFd::revents);
-            (
-                rev(0),
-                rev(1),
-                if count == 3 {
-                    rev(2)
-                } else {
-                    PollFlags::empty()
-                },
-            )
         };
 
-        if !wake_ev.is_empty() {
+        if ready.wake {
             self.conn.shared.wakeup.drain();
             // Read-modify-write, so that it orders after the poker's
             // swap(true) and its queued message is seen below.
             self.conn.shared.wake_pending.swap(false, Ordering::AcqRel);
         }
-        let fail = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
-        if sock_ev.intersects(PollFlags::IN | fail) && self.read() == Read::Full {
+        if ready.sock_read && self.read() == Read::Full {
             self.read_again = READ_AGAIN;
         }
-        if alt_ev.contains(PollFlags::IN) {
+        if ready.alt_readable {
             h.alt_readable(&self.conn);
         }
-        if alt_ev.intersects(fail) {
+        if ready.alt_gone {
             // STATE.md §10b row 25: a hung-up alt fd is dropped from the
-            // poll set instead of reported (and spun on) forever.
+            // wait set instead of reported (and spun on) forever.
             self.poll_alt = false;
+            if let Some(alt) = &self.alt {
+                self.waitset.forget_alt(alt.as_fd());
+            }
             h.alt_hangup(&self.conn);
         }
     }

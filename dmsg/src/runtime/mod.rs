@@ -21,9 +21,10 @@
 //!      events?               → Handler::event for each (no lock held);
 //!                              return after Event::Down; loop again
 //!      Handler::should_stop  → Link::fail(Shutdown)
-//!      poll(wakeup fd: IN,
+//!      sleep (a persistent epoll set on Linux, poll elsewhere) on
+//!           wakeup fd: IN,
 //!           socket: IN unless throttled, OUT if the last write blocked,
-//!           alt fd: IN while it has not hung up)
+//!           alt fd: IN while it has not hung up
 //!      wakeup  → drain it
 //!      socket  → one read (up to DriverConfig::read_buffer bytes) into
 //!                Link::receive; 0 bytes → Link::fail(Eof);
@@ -129,6 +130,7 @@ mod conn;
 pub mod crypto;
 mod driver;
 pub mod session;
+mod waitset;
 mod wakeup;
 
 pub use conn::{Conn, QueueFull};
