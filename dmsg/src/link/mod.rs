@@ -20,6 +20,7 @@
 //! then a final one-way `LNK_ERROR` with that code, then [`Event::Down`].
 
 mod event;
+mod table;
 pub mod txqueue;
 
 pub use event::{Event, LinkError, SendError};
@@ -27,7 +28,8 @@ pub use event::{Event, LinkError, SendError};
 use crate::state::{classify, Origin, RxAction, TxnId, TxnInfo, Violation};
 use crate::wire::cmd::{self, ABORT, CREATE, DELETE, REPLY};
 use crate::wire::{err, ioq_error, Decoder, Encoder, Message};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use table::Table;
 use txqueue::TxQueue;
 
 /// What a link does with a non-zero circuit id.
@@ -57,8 +59,6 @@ impl Default for LinkConfig {
     }
 }
 
-type Key = (u64, Origin, u64);
-
 /// One link: see the module documentation.
 #[derive(Debug)]
 pub struct Link {
@@ -67,8 +67,8 @@ pub struct Link {
     tx: TxQueue,
     /// Bytes taken with [`Link::take_tx`] and not yet reported written.
     tx_lent: usize,
-    txns: BTreeMap<TxnId, TxnInfo>,
-    index: HashMap<Key, TxnId>,
+    /// The live transactions of every circuit.
+    txns: Table,
     circuits: HashMap<u64, CircuitRole>,
     /// Circuit ids announced by a remote `LNK_CIRC|CREATE` that the layer
     /// above has not yet declared or refused, with the messages received
@@ -110,8 +110,7 @@ impl Link {
             encoder: Encoder::new(config.salt_seed),
             tx: TxQueue::default(),
             tx_lent: 0,
-            txns: BTreeMap::new(),
-            index: HashMap::new(),
+            txns: Table::default(),
             circuits: HashMap::new(),
             held: HashMap::new(),
             next_msgid: config.first_msgid.max(1),
@@ -182,13 +181,8 @@ impl Link {
         } else {
             Origin::Remote
         };
-        // No lookup at all while no transaction is open (one-way traffic).
-        let found = if self.index.is_empty() {
-            None
-        } else {
-            self.index.get(&(circuit, origin, msg.hdr.msgid)).copied()
-        };
-        let rx = found.and_then(|id| self.txns.get(&id)).map(|t| t.rxcmd);
+        let found = self.txns.find(circuit, origin, msg.hdr.msgid);
+        let rx = found.and_then(|id| self.txns.get(id)).map(|t| t.rxcmd);
         match classify(c, rx) {
             RxAction::Ignore => {}
             RxAction::Reject(v) => self.violation(v, &msg),
@@ -209,8 +203,7 @@ impl Link {
                     txcmd: REPLY,
                     rxcmd: c & (CREATE | DELETE | ABORT),
                 };
-                self.txns.insert(id, info);
-                self.index.insert((circuit, Origin::Remote, info.msgid), id);
+                self.txns.insert(info);
                 if circuit == 0 && info.icmd == cmd::LNK_CIRC && c & DELETE == 0 {
                     self.held.entry(info.msgid).or_default();
                 }
@@ -224,7 +217,7 @@ impl Link {
                     self.events.push_back(Event::Message { msg, txn: None });
                     return;
                 };
-                let Some(t) = self.txns.get_mut(&id) else {
+                let Some(t) = self.txns.get_mut(id) else {
                     return;
                 };
                 t.rxcmd |= c & (CREATE | DELETE);
@@ -254,8 +247,7 @@ impl Link {
     }
 
     fn free(&mut self, id: TxnId) {
-        if let Some(t) = self.txns.remove(&id) {
-            self.index.remove(&(t.circuit, t.origin, t.msgid));
+        if let Some(t) = self.txns.remove(id) {
             if announces_circuit(&t) {
                 self.release_held(t.msgid);
             }
@@ -268,7 +260,7 @@ impl Link {
     /// already), and the peer gets our DELETE (unless ours was sent, or the
     /// link is down).
     fn fail_txn(&mut self, id: TxnId, local_error: u32, peer_error: u32) {
-        let Some(t) = self.txns.get_mut(&id) else {
+        let Some(t) = self.txns.get_mut(id) else {
             return;
         };
         let before = *t;
@@ -315,18 +307,8 @@ impl Link {
         self.held.clear();
         self.tx_lent = 0;
         let code = error.code();
-        let mut order: Vec<TxnId> = self
-            .txns
-            .values()
-            .filter(|t| t.origin == Origin::Remote)
-            .map(|t| t.id)
-            .collect();
-        order.extend(
-            self.txns
-                .values()
-                .filter(|t| t.origin == Origin::Local)
-                .map(|t| t.id),
-        );
+        let mut order = self.txns.ids(|t| t.origin == Origin::Remote);
+        order.extend(self.txns.ids(|t| t.origin == Origin::Local));
         for id in order {
             self.fail_txn(id, code, code);
         }
@@ -361,7 +343,7 @@ impl Link {
         }
         let id = self.alloc_id();
         let mut msgid = self.next_msgid;
-        while self.index.contains_key(&(circuit, Origin::Local, msgid)) || msgid == 0 {
+        while self.txns.find(circuit, Origin::Local, msgid).is_some() || msgid == 0 {
             msgid = msgid.wrapping_add(1);
         }
         self.next_msgid = msgid.wrapping_add(1);
@@ -374,8 +356,7 @@ impl Link {
             txcmd: 0,
             rxcmd: REPLY,
         };
-        self.txns.insert(id, info);
-        self.index.insert((circuit, Origin::Local, msgid), id);
+        self.txns.insert(info);
         Ok(id)
     }
 
@@ -383,11 +364,9 @@ impl Link {
     /// anything (`dmsg_msg_free` of an unsent CREATE). Returns false if it
     /// does not exist or has already sent.
     pub fn abandon(&mut self, id: TxnId) -> bool {
-        match self.txns.get(&id) {
+        match self.txns.get(id) {
             Some(t) if t.origin == Origin::Local && t.txcmd & CREATE == 0 => {
-                if let Some(t) = self.txns.remove(&id) {
-                    self.index.remove(&(t.circuit, t.origin, t.msgid));
-                }
+                self.txns.remove(id);
                 true
             }
             _ => false,
@@ -415,7 +394,7 @@ impl Link {
         if self.down.is_some() {
             return Err(SendError::LinkDown);
         }
-        let t = self.txns.get_mut(&id).ok_or(SendError::UnknownTxn(id))?;
+        let t = self.txns.get_mut(id).ok_or(SendError::UnknownTxn(id))?;
         if t.tx_closed() {
             return Err(SendError::Closed(id));
         }
@@ -555,14 +534,9 @@ impl Link {
         if id == 0 || self.circuits.remove(&id).is_none() {
             return;
         }
-        let on_it: Vec<TxnId> = self
-            .txns
-            .values()
-            .filter(|t| t.circuit == id)
-            .map(|t| t.id)
-            .collect();
+        let on_it = self.txns.ids(|t| t.circuit == id);
         for t in on_it {
-            if let Some(info) = self.txns.get_mut(&t) {
+            if let Some(info) = self.txns.get_mut(t) {
                 info.txcmd |= CREATE | DELETE;
             }
             self.fail_txn(t, error, error);
@@ -580,12 +554,12 @@ impl Link {
 
     /// The state of transaction `id`, while it lives.
     pub fn txn(&self, id: TxnId) -> Option<TxnInfo> {
-        self.txns.get(&id).copied()
+        self.txns.get(id).copied()
     }
 
     /// Finds a live transaction by its wire identity.
     pub fn find_txn(&self, circuit: u64, origin: Origin, msgid: u64) -> Option<TxnInfo> {
-        let id = self.index.get(&(circuit, origin, msgid))?;
+        let id = self.txns.find(circuit, origin, msgid)?;
         self.txns.get(id).copied()
     }
 
