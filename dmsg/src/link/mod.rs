@@ -475,6 +475,12 @@ impl Link {
         self.tx.slices()
     }
 
+    /// Number of bytes of [`Link::pending_tx`]: queued and not yet taken
+    /// with [`Link::take_tx`].
+    pub fn pending_len(&self) -> usize {
+        self.tx.len()
+    }
+
     /// Number of bytes waiting to be written: those of
     /// [`Link::pending_tx`] and those taken with [`Link::take_tx`] and not
     /// yet reported written.

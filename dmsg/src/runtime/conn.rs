@@ -172,7 +172,9 @@ impl Conn {
 
     fn run_locked<R>(&self, mut g: MutexGuard<'_, Locked>, f: impl FnOnce(&mut Link) -> R) -> R {
         let r = f(&mut g.link);
-        let wake = g.link.tx_len() > 0 || g.link.has_events();
+        // Bytes the driver has not taken yet (what it took it writes, or
+        // waits to write, on its own).
+        let wake = g.link.pending_len() > 0 || g.link.has_events();
         if g.link.is_down() {
             self.shared.down.store(true, Ordering::Release);
         }

@@ -108,6 +108,10 @@ pub struct Driver {
     /// The crypto stage, when the link is encrypted
     /// ([`Driver::set_session`]).
     crypto: Option<CryptoStage>,
+    /// What the last read saw when it synced under the lock (see
+    /// [`Driver::run`]'s loop), until something else may have changed the
+    /// link.
+    synced: Option<Sync>,
 }
 
 /// Reads made one after the other without sleeping while each fills the
@@ -179,6 +183,11 @@ impl Sent {
 /// What [`Driver::sync`] saw.
 #[derive(Clone, Copy, Debug)]
 struct Sync {
+    /// Threads wait for the queue to drain.
+    waiters: bool,
+    /// The link's own queue was left empty: everything queued is with
+    /// the driver.
+    took_all: bool,
     /// The transmit queue is over its limit: do not read.
     throttled: bool,
 }
@@ -231,6 +240,7 @@ impl Driver {
             read_again: 0,
             written: 0,
             crypto: None,
+            synced: None,
         };
         Ok((driver, conn))
     }
@@ -283,11 +293,16 @@ impl Driver {
             return e;
         }
         loop {
+            // What a read in the last sleep saw under the lock, if nothing
+            // (no callback, no stop) ran since: it spares another hold.
+            let mut synced = self.synced.take();
             if self.conn.shared.shutdown_req.swap(false, Ordering::AcqRel) {
                 self.stop();
+                synced = None;
             }
             if self.conn.shared.signal_req.swap(false, Ordering::AcqRel) {
                 h.signal(&self.conn);
+                synced = None;
             }
 
             // Take what is queued and the events, and decide what to wait
@@ -295,7 +310,10 @@ impl Driver {
             // bytes taken with them are written (a peer that sees our
             // DELETE finds the transaction closed here already); then the
             // bytes are written without the lock.
-            let sync = self.sync();
+            let sync = match synced {
+                Some(s) => s,
+                None => self.sync(),
+            };
             if !self.events.is_empty() {
                 while let Some(ev) = self.events.pop_front() {
                     if let Event::Down(e) = &ev {
@@ -316,13 +334,35 @@ impl Driver {
                 continue;
             }
             let flush = self.write_out();
-            if flush.wrote {
+            if flush.wrote && !self.may_sleep_unreported(sync, flush) {
                 // Report what was written before sleeping: threads may be
-                // waiting for the queue to drain, and more may be queued.
+                // waiting for the queue to drain.
                 continue;
             }
             self.wait(h, flush.blocked, sync.throttled);
         }
+    }
+
+    /// Whether the driver may sleep right after a write without telling
+    /// the link (the next hold of the lock does). Only when the write
+    /// finished, the last hold of the lock took all the link had queued,
+    /// nobody waited for the queue to drain and reading was on, and what
+    /// is unreported is under the limit. Then:
+    ///
+    /// - bytes queued since by other threads woke the driver (their
+    ///   [`Conn::with_link`] pokes it), and the driver's own callbacks are
+    ///   always followed by a hold of the lock, so nothing queued waits;
+    /// - a thread that finds the queue over the limit (its count includes
+    ///   the unreported bytes, which alone are under it) does so because
+    ///   bytes were queued since, which woke the driver: its next hold of
+    ///   the lock reports what was written and wakes that thread.
+    fn may_sleep_unreported(&self, sync: Sync, flush: Written) -> bool {
+        !flush.blocked
+            && sync.took_all
+            && !sync.throttled
+            && !sync.waiters
+            && self.out.is_empty()
+            && self.written < self.conn.shared.tx_limit
     }
 
     /// A local stop ([`Conn::shutdown`] or [`Handler::should_stop`]): what
@@ -360,31 +400,14 @@ impl Driver {
     /// queued bytes (when the driver has written all it held) and the
     /// events, and wakes the threads waiting for the queue to drain.
     fn sync(&mut self) -> Sync {
-        let shared = &self.conn.shared;
         let mut g = self.conn.lock();
-        g.link.tx_written(std::mem::take(&mut self.written));
-        if g.link.is_down() {
-            self.out.clear();
-        } else if self.out.is_empty() {
-            g.link.take_tx(&mut self.out);
-        }
-        g.link.take_events(&mut self.events);
-        let down = g.link.is_down();
-        if down {
-            shared.down.store(true, Ordering::Release);
-        }
-        let queued = g.link.tx_len();
-        if g.waiters > 0 && (down || queued < shared.tx_limit) {
-            shared.drained.notify_all();
-        }
-        Sync {
-            // Reading stops only at twice the limit: other threads already
-            // wait at the limit, so only the driver's own callbacks (which
-            // never wait) can get the queue this far. Stopping at the limit
-            // itself deadlocks two peers that both send more than it to
-            // each other: both queues full, neither driver reading.
-            throttled: queued >= shared.tx_limit.saturating_mul(2),
-        }
+        sync_locked(
+            &mut g,
+            &self.conn.shared,
+            &mut self.out,
+            &mut self.events,
+            &mut self.written,
+        )
     }
 
     /// Writes what the driver took from the queue, many frames per
@@ -538,6 +561,7 @@ impl Driver {
         }
         if ready.alt_readable {
             h.alt_readable(&self.conn);
+            self.synced = None;
         }
         if ready.alt_gone {
             // STATE.md §10b row 25: a hung-up alt fd is dropped from the
@@ -547,6 +571,7 @@ impl Driver {
                 self.waitset.forget_alt(alt.as_fd());
             }
             h.alt_hangup(&self.conn);
+            self.synced = None;
         }
     }
 
@@ -570,10 +595,14 @@ impl Driver {
                 }
                 let mut g = self.conn.lock();
                 g.link.receive(data);
-                g.link.take_events(&mut self.events);
-                if g.link.is_down() {
-                    self.conn.shared.down.store(true, Ordering::Release);
-                }
+                // Take the queue and the events in the same hold.
+                self.synced = Some(sync_locked(
+                    &mut g,
+                    &self.conn.shared,
+                    &mut self.out,
+                    &mut self.events,
+                    &mut self.written,
+                ));
                 return if n == self.rbuf.len() {
                     Read::Full
                 } else {
@@ -585,6 +614,43 @@ impl Driver {
         }
         // EOF or an error: the link is down, with events to deliver.
         Read::Some
+    }
+}
+
+/// One hold of the lock of a driver (see [`Driver::sync`]), on the parts
+/// of it that it touches.
+fn sync_locked(
+    g: &mut Locked,
+    shared: &Shared,
+    out: &mut TxQueue,
+    events: &mut VecDeque<Event>,
+    written: &mut usize,
+) -> Sync {
+    g.link.tx_written(std::mem::take(written));
+    if g.link.is_down() {
+        out.clear();
+    } else if out.is_empty() {
+        g.link.take_tx(out);
+    }
+    let took_all = g.link.pending_len() == 0;
+    g.link.take_events(events);
+    let down = g.link.is_down();
+    if down {
+        shared.down.store(true, Ordering::Release);
+    }
+    let queued = g.link.tx_len();
+    if g.waiters > 0 && (down || queued < shared.tx_limit) {
+        shared.drained.notify_all();
+    }
+    Sync {
+        waiters: g.waiters > 0,
+        took_all,
+        // Reading stops only at twice the limit: other threads already
+        // wait at the limit, so only the driver's own callbacks (which
+        // never wait) can get the queue this far. Stopping at the limit
+        // itself deadlocks two peers that both send more than it to
+        // each other: both queues full, neither driver reading.
+        throttled: queued >= shared.tx_limit.saturating_mul(2),
     }
 }
 

@@ -16,19 +16,25 @@
 //!  loop {
 //!      shutdown requested?   → Link::fail(Shutdown)
 //!      signal requested?     → Handler::signal
-//!      lock: writev the queue (up to MAX_IOV slices per call) until empty
-//!            or the socket is full; take the link's events; unlock
+//!      lock: report what was written, take the queued bytes and the
+//!            events; unlock (skipped right after a read: it did this in
+//!            its own hold of the lock)
 //!      events?               → Handler::event for each (no lock held);
 //!                              return after Event::Down; loop again
 //!      Handler::should_stop  → Link::fail(Shutdown)
+//!      write what was taken (one send, or writev of up to MAX_IOV
+//!            slices) until all is written or the socket is full; loop
+//!            again if anything was written, unless all was and no thread
+//!            can be waiting for the report (the next hold of the lock
+//!            makes it; see the comment of Driver::may_sleep_unreported)
 //!      sleep (a persistent epoll set on Linux, poll elsewhere) on
 //!           wakeup fd: IN,
 //!           socket: IN unless throttled, OUT if the last write blocked,
 //!           alt fd: IN while it has not hung up
 //!      wakeup  → drain it
 //!      socket  → one read (up to DriverConfig::read_buffer bytes) into
-//!                Link::receive; 0 bytes → Link::fail(Eof);
-//!                error → Link::fail(Io)
+//!                Link::receive, then the lock step above in the same
+//!                hold; 0 bytes → Link::fail(Eof); error → Link::fail(Io)
 //!      alt fd  → Handler::alt_readable; POLLHUP/POLLERR → Handler::alt_hangup
 //!                and the alt fd is no longer polled (no spinning)
 //!  }
