@@ -3,8 +3,11 @@
 //! Small frames are packed back to back into shared buffers, so many of
 //! them go out in one `writev` element. Aux data of [`ZERO_COPY_AUX`] bytes
 //! or more is not copied: its `Vec` is padded in place and queued as a
-//! segment of its own. Every segment is a multiple of 64 bytes, so an
-//! encrypting driver can cut the stream into 64-byte chunks anywhere.
+//! segment of its own. Its header goes into the open packing buffer if
+//! there is one, else (right after another such aux, as in a stream of
+//! 4 KiB writes) into a small header buffer of its own, not a new packing
+//! buffer. Every segment is a multiple of 64 bytes, so an encrypting
+//! driver can cut the stream into 64-byte chunks anywhere.
 
 use crate::wire::{doalign, EncodeError, Encoder, Message};
 use std::collections::VecDeque;
@@ -18,6 +21,15 @@ const PACK_LIMIT: usize = 64 * 1024;
 /// Emptied packing buffers kept for reuse, at most.
 const MAX_SPARE: usize = 8;
 
+/// Capacity of a header buffer (a header with its extension, before an
+/// aux queued without copying): the fixed header and a short extension
+/// fit; a longer one grows it.
+const HEAD_CAP: usize = 256;
+
+/// Emptied header buffers kept for reuse, at most (one per message of a
+/// whole 256 KiB read of 4 KiB messages, twice over).
+const MAX_SPARE_HEADS: usize = 128;
+
 /// Encoded bytes waiting to be written, in order.
 #[derive(Debug, Default)]
 pub struct TxQueue {
@@ -30,6 +42,8 @@ pub struct TxQueue {
     tail_packs: bool,
     /// Emptied packing buffers kept for reuse.
     spare: Vec<Vec<u8>>,
+    /// Emptied header buffers kept for reuse.
+    spare_heads: Vec<Vec<u8>>,
 }
 
 impl TxQueue {
@@ -59,11 +73,30 @@ impl TxQueue {
         }
     }
 
+    /// A new (or reused) header buffer as the last segment. It takes one
+    /// header: the aux segment follows it.
+    fn head_buffer(&mut self) -> &mut Vec<u8> {
+        let buf = self
+            .spare_heads
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(HEAD_CAP));
+        self.segs.push_back(buf);
+        self.tail_packs = false;
+        match self.segs.back_mut() {
+            Some(seg) => seg,
+            None => unreachable!("a segment was pushed above"),
+        }
+    }
+
     /// Encodes `msg` onto the queue.
     pub fn push(&mut self, enc: &mut Encoder, msg: Message) -> Result<(), EncodeError> {
         let before = self.len;
         if msg.aux.len() >= ZERO_COPY_AUX {
-            let tail = self.packing_tail();
+            let tail = if self.tail_packs {
+                self.packing_tail()
+            } else {
+                self.head_buffer()
+            };
             let start = tail.len();
             enc.encode_head(&msg, tail)?;
             self.len += tail.len() - start;
@@ -125,12 +158,17 @@ impl TxQueue {
             if self.segs.is_empty() {
                 self.tail_packs = false;
             }
-            if seg.capacity() >= PACK_LIMIT
-                && seg.capacity() <= 2 * PACK_LIMIT
-                && self.spare.len() < MAX_SPARE
-            {
+            let cap = seg.capacity();
+            if (PACK_LIMIT..=2 * PACK_LIMIT).contains(&cap) && self.spare.len() < MAX_SPARE {
                 seg.clear();
                 self.spare.push(seg);
+            } else if (HEAD_CAP..ZERO_COPY_AUX).contains(&cap)
+                && self.spare_heads.len() < MAX_SPARE_HEADS
+            {
+                // A header buffer (an aux segment is at least
+                // ZERO_COPY_AUX long, so never taken for one).
+                seg.clear();
+                self.spare_heads.push(seg);
             }
         }
     }
@@ -144,6 +182,12 @@ impl TxQueue {
         while self.spare.len() < MAX_SPARE {
             match into.spare.pop() {
                 Some(buf) => self.spare.push(buf),
+                None => break,
+            }
+        }
+        while self.spare_heads.len() < MAX_SPARE_HEADS {
+            match into.spare_heads.pop() {
+                Some(buf) => self.spare_heads.push(buf),
                 None => break,
             }
         }
@@ -224,5 +268,62 @@ mod tests {
         }
         assert_eq!(got.len(), 4);
         assert_eq!(got[2].aux, big.aux);
+    }
+
+    #[test]
+    fn headers_between_big_aux_get_small_buffers_that_are_reused() {
+        let mut q = TxQueue::default();
+        let mut enc = Encoder::new(1);
+        let big = |n: u8| {
+            let mut m = Message::new(cmd::DBG_SHELL);
+            m.aux = vec![n; 4096];
+            m
+        };
+        for n in 0..4 {
+            q.push(&mut enc, big(n)).unwrap();
+        }
+        q.push(&mut enc, Message::new(cmd::LNK_PING)).unwrap();
+        q.push(&mut enc, big(9)).unwrap();
+        let segs: Vec<usize> = q.slices().map(<[u8]>::len).collect();
+        // Each header alone before its aux; the ping opens a packing
+        // buffer, which the next header joins.
+        assert_eq!(
+            segs,
+            vec![64, 4096, 64, 4096, 64, 4096, 64, 4096, 128, 4096]
+        );
+        assert!(q
+            .segs
+            .iter()
+            .take(8)
+            .step_by(2)
+            .all(|s| s.capacity() < PACK_LIMIT));
+
+        // A driver takes it all, writes it, and gives the buffers back.
+        let mut out = TxQueue::default();
+        q.move_to(&mut out);
+        assert!(q.is_empty());
+        let mut wire = Vec::new();
+        while !out.is_empty() {
+            let s: Vec<u8> = out.slices().next().unwrap().to_vec();
+            wire.extend_from_slice(&s);
+            out.consume(s.len());
+        }
+        assert_eq!(out.spare_heads.len(), 4);
+        assert_eq!(out.spare.len(), 1);
+        // The next take gives them back to the link's queue.
+        q.move_to(&mut out);
+        assert_eq!((q.spare_heads.len(), out.spare_heads.len()), (4, 0));
+        q.push(&mut enc, big(7)).unwrap();
+        assert_eq!(q.spare_heads.len(), 3, "a header buffer was reused");
+
+        let mut dec = Decoder::new();
+        let mut input = &wire[..];
+        let mut got = Vec::new();
+        while let Some(m) = dec.decode(&mut input).unwrap() {
+            got.push(m);
+        }
+        assert_eq!(got.len(), 6);
+        assert!(got[3].aux.iter().all(|&b| b == 3));
+        assert!(got[5].aux.iter().all(|&b| b == 9));
     }
 }
