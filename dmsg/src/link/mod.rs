@@ -471,7 +471,7 @@ impl Link {
     }
 
     /// The bytes waiting to be written, in order.
-    pub fn pending_tx(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn pending_tx(&self) -> impl Iterator<Item = &[u8]> + Clone {
         self.tx.slices()
     }
 

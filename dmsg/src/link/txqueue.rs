@@ -116,7 +116,7 @@ impl TxQueue {
     }
 
     /// The unwritten bytes, as consecutive slices.
-    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> + Clone {
         let skip = self.front_done;
         self.segs.iter().enumerate().map(move |(i, s)| {
             if i == 0 {

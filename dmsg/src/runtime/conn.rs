@@ -1,11 +1,13 @@
 //! [`Conn`]: the handle to a driven link that every thread shares.
 
+use super::driver::{send_slices, Sent};
 use super::wakeup::Wakeup;
 use crate::link::Link;
+use rustix::fd::OwnedFd;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 /// What the link mutex protects.
 #[derive(Debug)]
@@ -14,6 +16,12 @@ pub(crate) struct Locked {
     pub(crate) link: Link,
     /// Threads waiting in [`Conn::with_link`] for the queue to drain.
     pub(crate) waiters: usize,
+    /// The link is encrypted: only the driver (which seals) writes.
+    pub(crate) sealed: bool,
+    /// The driver's socket, for [`Conn::flush`]. Upgraded only while this
+    /// lock is held, so the driver's handle is the only strong one
+    /// whenever the lock is free, and dropping the driver closes it.
+    pub(crate) sock: Weak<OwnedFd>,
 }
 
 /// Everything a [`Conn`] points to.
@@ -35,6 +43,14 @@ pub(crate) struct Shared {
     pub(crate) down: AtomicBool,
     /// The transmit-queue bound, in bytes (see the module documentation).
     pub(crate) tx_limit: usize,
+    /// The socket is a socket (sent to with `MSG_NOSIGNAL`), not a pipe.
+    pub(crate) is_socket: bool,
+    /// The driver holds bytes taken from the queue that it has not all
+    /// written yet: until it has, only the driver writes to the socket
+    /// (see [`Conn::flush`]). Set under the link's lock when the driver
+    /// takes bytes; cleared (Release) once it has written them all, which
+    /// it may do without the lock.
+    pub(crate) driver_out: AtomicBool,
 }
 
 thread_local! {
@@ -105,6 +121,11 @@ impl Conn {
         Arc::as_ptr(&self.shared) as usize
     }
 
+    /// True when both handles are of the same link.
+    pub fn same(&self, other: &Conn) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// True on the thread running this connection's driver.
     pub fn on_driver_thread(&self) -> bool {
         DRIVING.with(|d| d.get() == self.key())
@@ -170,22 +191,104 @@ impl Conn {
         self.run_locked(g, f)
     }
 
+    /// Like [`Conn::with_link_nowait`], but does not wake the driver: the
+    /// caller then calls [`Conn::flush`] (after it has released the locks
+    /// it holds), which writes what was queued or wakes the driver.
+    pub(crate) fn with_link_deferred<R>(&self, f: impl FnOnce(&mut Link) -> R) -> R {
+        let mut g = self.lock();
+        let r = f(&mut g.link);
+        self.after_locked(&mut g);
+        r
+    }
+
     fn run_locked<R>(&self, mut g: MutexGuard<'_, Locked>, f: impl FnOnce(&mut Link) -> R) -> R {
         let r = f(&mut g.link);
-        // Bytes the driver has not taken yet (what it took it writes, or
-        // waits to write, on its own).
-        let wake = g.link.pending_len() > 0 || g.link.has_events();
+        let wake = self.after_locked(&mut g);
+        drop(g);
+        if wake && !self.on_driver_thread() {
+            self.wake();
+        }
+        r
+    }
+
+    /// Publishes the link's state after a change under the lock: the down
+    /// flag, and the threads waiting for the queue to drain. Returns
+    /// whether the driver has something to do (bytes to write or events).
+    fn after_locked(&self, g: &mut MutexGuard<'_, Locked>) -> bool {
         if g.link.is_down() {
             self.shared.down.store(true, Ordering::Release);
         }
         if g.waiters > 0 && (g.link.is_down() || g.link.tx_len() < self.shared.tx_limit) {
             self.shared.drained.notify_all();
         }
+        // Bytes the driver has not taken yet (what it took it writes, or
+        // waits to write, on its own).
+        g.link.pending_len() > 0 || g.link.has_events()
+    }
+
+    /// The write-through send path: writes what the link has queued to
+    /// the socket on the calling thread, now, instead of waking the driver
+    /// to do it: one wakeup and context switch less per batch, for a
+    /// thread that queued a batch of messages (a relay does, after each
+    /// read).
+    ///
+    /// It writes under the link's lock, in queue order, and only when the
+    /// driver is not writing bytes it took from the queue (which go
+    /// first), the link is plaintext (an encrypted link is written by its
+    /// driver, which seals), and this is not the driver's own thread
+    /// (which writes after its callbacks anyway). The socket is
+    /// non-blocking: what it does not take stays queued and the driver is
+    /// woken to write it when the socket drains, as it is for everything
+    /// this call does not write. A write error takes the link down as the
+    /// driver's would. Bytes only ever leave the queue here, so the bound
+    /// of the queue is unchanged, and threads waiting for it to drain are
+    /// woken as the driver would wake them.
+    ///
+    /// Returns true when it wrote everything that was queued.
+    pub fn flush(&self) -> bool {
+        if self.on_driver_thread() {
+            return false;
+        }
+        let mut g = self.lock();
+        let mut all = false;
+        // Acquire: once the driver has cleared it, every byte it took is
+        // in the socket before what is written here.
+        let driver_out = self.shared.driver_out.load(Ordering::Acquire);
+        if !g.link.is_down() && !driver_out && !g.sealed && g.link.pending_len() > 0 {
+            if let Some(sock) = g.sock.upgrade() {
+                all = self.write_locked(&mut g, &sock);
+            }
+        }
+        let wake = self.after_locked(&mut g);
         drop(g);
-        if wake && !self.on_driver_thread() {
+        if wake {
             self.wake();
         }
-        r
+        all
+    }
+
+    /// Writes the link's queue to `sock` until it is empty (true) or the
+    /// socket is full or failed (false).
+    fn write_locked(&self, g: &mut MutexGuard<'_, Locked>, sock: &OwnedFd) -> bool {
+        loop {
+            match send_slices(sock, self.shared.is_socket, g.link.pending_tx()) {
+                Sent::Wrote { n, short } => {
+                    g.link.consume_tx(n);
+                    if g.link.pending_len() == 0 {
+                        return true;
+                    }
+                    if short {
+                        return false;
+                    }
+                }
+                Sent::Full => return false,
+                Sent::Again => {}
+                Sent::Failed(e) => {
+                    g.link.fail(e);
+                    return false;
+                }
+            }
+        }
     }
 
     /// Pokes the driver's wakeup fd unless a poke is already outstanding.

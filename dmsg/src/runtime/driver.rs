@@ -13,7 +13,7 @@ use rustix::io::Errno;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Most slices handed to one `writev`. The queue packs small frames into
@@ -56,6 +56,15 @@ pub trait Handler {
         let _ = (conn, ev);
     }
 
+    /// Called after each batch of [`Handler::event`] calls (the events
+    /// of one or more reads, taken from the link at once), except the
+    /// last, which ends with [`Event::Down`]. A handler that defers work
+    /// per batch (a relay queues the messages of a read on the far link
+    /// and writes them once) does it here.
+    fn batch_end(&mut self, conn: &Conn) {
+        let _ = conn;
+    }
+
     /// [`Conn::signal`] was called (once per run of requests).
     fn signal(&mut self, conn: &Conn) {
         let _ = conn;
@@ -85,7 +94,9 @@ pub trait Handler {
 /// library's `dmsg_iocom_core`. See [`crate::runtime`] for the loop.
 #[derive(Debug)]
 pub struct Driver {
-    sock: OwnedFd,
+    /// The only strong handle, but while [`Conn::flush`] writes (under
+    /// the link's lock): dropping the driver closes the socket.
+    sock: Arc<OwnedFd>,
     /// `sock` is a socket: written with `MSG_NOSIGNAL`, so a peer that
     /// went away is an `EPIPE` error on this link, never a `SIGPIPE` that
     /// kills a C program which did not ignore it.
@@ -157,7 +168,7 @@ impl Written {
 }
 
 /// What one [`send`] means to a write loop.
-enum Sent {
+pub(crate) enum Sent {
     /// `n` bytes went out; `short` when fewer than offered (socket full).
     Wrote { n: usize, short: bool },
     /// The socket is full.
@@ -170,7 +181,7 @@ enum Sent {
 
 impl Sent {
     /// Classifies the result of sending `len` bytes.
-    fn of(r: rustix::io::Result<usize>, len: usize) -> Sent {
+    pub(crate) fn of(r: rustix::io::Result<usize>, len: usize) -> Sent {
         match r {
             Ok(n) => Sent::Wrote { n, short: n < len },
             Err(Errno::AGAIN) => Sent::Full,
@@ -207,8 +218,14 @@ impl Driver {
         rustix::io::ioctl_fionbio(&sock, true)?;
         let is_socket = rustix::net::sockopt::socket_type(&sock).is_ok();
         let down = link.is_down();
+        let sock = Arc::new(sock);
         let conn = Conn::new(Shared {
-            locked: Mutex::new(Locked { link, waiters: 0 }),
+            locked: Mutex::new(Locked {
+                link,
+                waiters: 0,
+                sealed: false,
+                sock: Arc::downgrade(&sock),
+            }),
             drained: Condvar::new(),
             wakeup: Wakeup::new()?,
             wake_pending: AtomicBool::new(false),
@@ -216,6 +233,8 @@ impl Driver {
             shutdown_req: AtomicBool::new(false),
             down: AtomicBool::new(down),
             tx_limit: cfg.tx_limit.max(1),
+            is_socket,
+            driver_out: AtomicBool::new(false),
         });
         let timeout = cfg.poll_timeout.map(|d| Timespec {
             tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
@@ -253,6 +272,8 @@ impl Driver {
     /// of the link is written or read.
     pub fn set_session(&mut self, session: Session) {
         self.crypto = Some(CryptoStage::new(session));
+        // From now on only the driver, which seals, writes.
+        self.conn.lock().sealed = true;
     }
 
     /// Whether the link is encrypted.
@@ -268,7 +289,19 @@ impl Driver {
     /// Gives back the socket and the alt fd (after [`Driver::run`], to
     /// close them in a chosen order or keep the alt fd open).
     pub fn into_fds(self) -> (OwnedFd, Option<OwnedFd>) {
-        (self.sock, self.alt)
+        let mut sock = self.sock;
+        loop {
+            // Conn::flush holds a second handle only while it holds the
+            // link's lock, for one non-blocking write.
+            drop(self.conn.lock());
+            match Arc::try_unwrap(sock) {
+                Ok(fd) => return (fd, self.alt),
+                Err(again) => {
+                    sock = again;
+                    std::thread::yield_now();
+                }
+            }
+        }
     }
 
     /// Runs the loop until the link is down and [`Event::Down`] has been
@@ -323,6 +356,7 @@ impl Driver {
                     }
                     h.event(&self.conn, ev);
                 }
+                h.batch_end(&self.conn);
                 if h.should_stop() {
                     self.stop();
                 }
@@ -377,6 +411,8 @@ impl Driver {
                 if self.out.is_empty() && !g.link.is_down() {
                     g.link.take_tx(&mut self.out);
                 }
+                let holds = !self.out.is_empty();
+                self.conn.shared.driver_out.store(holds, Ordering::Release);
             }
             if self.out.is_empty() {
                 break;
@@ -394,6 +430,7 @@ impl Driver {
         self.conn.lock().link.fail(e);
         self.conn.shared.down.store(true, Ordering::Release);
         self.out.clear();
+        self.conn.shared.driver_out.store(false, Ordering::Release);
     }
 
     /// One hold of the lock: accounts for what was written, takes the
@@ -420,30 +457,16 @@ impl Driver {
         let mut wrote = false;
         loop {
             if self.out.is_empty() {
+                // All it took is in the socket: Conn::flush may write what
+                // was queued since (Release: after these writes).
+                self.conn.shared.driver_out.store(false, Ordering::Release);
                 return Written::done(wrote);
             }
             if self.conn.shared.down.load(Ordering::Acquire) {
                 self.out.clear();
                 return Written::done(wrote);
             }
-            let (r, bytes) = match two_first(self.out.slices()) {
-                // One buffer (the usual case of small messages, which the
-                // queue packs together): a plain send, no vector to build.
-                (Some(one), None) => (send_one(&self.sock, self.is_socket, one), one.len()),
-                _ => {
-                    let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                    let mut n = 0;
-                    let mut bytes = 0;
-                    for (slot, s) in iov.iter_mut().zip(self.out.slices()) {
-                        *slot = IoSlice::new(s);
-                        n += 1;
-                        bytes += s.len();
-                    }
-                    let iov = iov.get(..n).unwrap_or(&[]);
-                    (send(&self.sock, self.is_socket, iov), bytes)
-                }
-            };
-            match Sent::of(r, bytes) {
+            match send_slices(&self.sock, self.is_socket, self.out.slices()) {
                 Sent::Wrote { n, short } => {
                     self.out.consume(n);
                     self.written += n;
@@ -632,6 +655,9 @@ fn sync_locked(
     } else if out.is_empty() {
         g.link.take_tx(out);
     }
+    // While the driver holds unwritten bytes, Conn::flush does not write
+    // (they go first).
+    shared.driver_out.store(!out.is_empty(), Ordering::Release);
     let took_all = g.link.pending_len() == 0;
     g.link.take_events(events);
     let down = g.link.is_down();
@@ -675,6 +701,29 @@ impl AsFd for Driver {
     fn as_fd(&self) -> rustix::fd::BorrowedFd<'_> {
         self.sock.as_fd()
     }
+}
+
+/// One write of the first [`MAX_IOV`] of `slices` (see [`send`]; a single
+/// buffer goes out with [`send_one`], no vector built), classified.
+pub(crate) fn send_slices<'a>(
+    sock: &OwnedFd,
+    is_socket: bool,
+    slices: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Sent {
+    if let (Some(one), None) = two_first(slices.clone()) {
+        // One buffer (the usual case of small messages, which the queue
+        // packs together): a plain send.
+        return Sent::of(send_one(sock, is_socket, one), one.len());
+    }
+    let mut iov = [IoSlice::new(&[]); MAX_IOV];
+    let mut n = 0;
+    let mut bytes = 0;
+    for (slot, s) in iov.iter_mut().zip(slices) {
+        *slot = IoSlice::new(s);
+        n += 1;
+        bytes += s.len();
+    }
+    Sent::of(send(sock, is_socket, iov.get(..n).unwrap_or(&[])), bytes)
 }
 
 /// One gathered write to the stream: `sendmsg` with `MSG_NOSIGNAL` on a

@@ -56,6 +56,18 @@
 //! [`Conn::signal`] and [`Conn::shutdown`] also wake the poll (unlike the C
 //! library's `dmsg_iocom_signal`), so the poll needs no timeout.
 //!
+//! # Write-through
+//!
+//! [`Conn::flush`] lets a thread that has just queued a batch (a relay,
+//! after the messages of one read) write it to the socket itself, under
+//! the link's lock, instead of waking the driver: it does so only while
+//! the driver holds no bytes it took from the queue and has not written
+//! (those go first), on a plaintext link, and never on the driver's own
+//! thread. The socket is non-blocking: what it does not take stays queued
+//! and the driver is woken for it. The driver's handle is the only strong
+//! one on the socket whenever the link's lock is free, so dropping the
+//! driver still closes it.
+//!
 //! # Backpressure: the bound on the transmit queue
 //!
 //! Let `L` be [`DriverConfig::tx_limit`] (4 MiB by default) and `R`
@@ -86,7 +98,11 @@
 //! `try_with_link` queues (one message is at most 2048 + 65536 bytes
 //! encoded), and `Q_nowait` is what [`Conn::with_link_nowait`] calls
 //! queue, which is not bounded by the driver (they are for the few
-//! messages that must go out whatever the queue holds). On the receive
+//! messages that must go out whatever the queue holds; a relaying node
+//! queues the relayed messages of one read this way, then waits for the
+//! far queue to fall below `L`, so a relayed stream adds at most one read,
+//! `R`, past the limit). [`Conn::flush`] only takes bytes out of the
+//! queue. On the receive
 //! side the engine holds at most one partial frame (≤ 67,584 bytes) and
 //! the events of one read. When the link goes down the queue is dropped
 //! and every waiter returns.

@@ -6,6 +6,10 @@
 //!   ([`Event::Relay`]) is handed to [`Hub::relay_message`] by value: one
 //!   decode (the receiving link's), no copy of the message, one encode on
 //!   the paired link (aux data of 4 KiB or more is queued without copying).
+//!   The relayed messages of one read are queued under one hold of the core
+//!   lock ([`Node::relay_batch`]), then written to the far socket by the
+//!   relaying thread itself when the far link's driver is not writing
+//!   ([`Conn::flush`]), with no wakeup of that driver.
 //!   When that link's transmit queue is over its limit, the relaying thread
 //!   waits (outside every node lock) for it to drain, for at most
 //!   [`RELAY_WAIT`]: a fast sender is slowed down to the pace of the far
@@ -268,26 +272,52 @@ impl Node {
     }
 
     /// Relays `msg`, received on a relay circuit of `link`
-    /// ([`Event::Relay`]), to the other half ([`Hub::relay_message`]);
-    /// then, if the other half's transmit queue is over its limit, waits
-    /// up to [`RELAY_WAIT`] for it to drain. A refusal is reported as
-    /// [`ServiceEvent::Refused`].
+    /// ([`Event::Relay`]), to the other half ([`Hub::relay_message`]):
+    /// [`Node::relay_batch`] of one message.
     pub fn relay(&self, link: LinkId, msg: Message) {
+        self.relay_batch(link, std::iter::once(msg));
+    }
+
+    /// Relays `msgs`, received in this order on relay circuits of `link`
+    /// ([`Event::Relay`]), each to the other half of its circuit
+    /// ([`Hub::relay_message`]), under one hold of the core lock. The far
+    /// links' drivers are not woken per message: once the core lock is
+    /// released each far link is flushed once ([`Conn::flush`]: this
+    /// thread writes the batch to the far socket itself when that link's
+    /// driver is not writing, else wakes it). Then, if a far link's
+    /// transmit queue is over its limit, waits up to [`RELAY_WAIT`] for it
+    /// to drain. A refusal is reported as [`ServiceEvent::Refused`].
+    pub fn relay_batch(&self, link: LinkId, msgs: impl IntoIterator<Item = Message>) {
         // The hot path of a relay: one hold of the core lock and nothing
         // else (relaying produces no hub events to deliver).
-        let (congested, refused) = {
+        let mut refused = Vec::new();
+        let (congested, touched) = {
             let mut guard = lock(&self.inner.core);
             let super::Core { hub, conns, sent } = &mut *guard;
             let mut links = super::NodeLinks {
                 conns,
                 sent,
                 congested: None,
+                deferred: Some(Vec::new()),
             };
-            let r = hub.relay_message(link, msg, &mut links);
-            (links.congested.take(), r.err())
+            for msg in msgs {
+                if let Err(e) = hub.relay_message(link, msg, &mut links) {
+                    refused.push(e);
+                }
+            }
+            (links.congested.take(), links.deferred.take())
         };
-        if let Some(error) = refused {
-            self.locked(|_, _, extra| extra.push(ServiceEvent::Refused { link, error }));
+        for conn in touched.iter().flatten() {
+            conn.flush();
+        }
+        if !refused.is_empty() {
+            self.locked(|_, _, extra| {
+                extra.extend(
+                    refused
+                        .into_iter()
+                        .map(|error| ServiceEvent::Refused { link, error }),
+                );
+            });
         }
         if let Some(conn) = congested {
             wait_below_limit(&conn, RELAY_WAIT);

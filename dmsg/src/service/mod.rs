@@ -187,6 +187,11 @@ pub struct NodeLinks<'a> {
     /// A link whose transmit queue a forwarded message left over its
     /// limit (see [`Node::relay`]).
     congested: Option<Conn>,
+    /// `Some` while relaying a batch: forwarded messages are queued
+    /// without waking the far link's driver, and the links they were
+    /// queued on are listed here, to be flushed ([`Conn::flush`]) once
+    /// the core lock is released.
+    deferred: Option<Vec<Conn>>,
 }
 
 impl fmt::Debug for NodeLinks<'_> {
@@ -241,10 +246,20 @@ impl Links for NodeLinks<'_> {
     fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
         let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
         let limit = entry.conn.tx_limit();
-        let over = entry.conn.with_link_nowait(|l| {
+        let queue = |l: &mut crate::link::Link| {
             l.forward(msg)?;
             Ok::<_, SendError>(l.tx_len() >= limit)
-        })?;
+        };
+        let over = match self.deferred.as_mut() {
+            Some(touched) => {
+                let over = entry.conn.with_link_deferred(queue)?;
+                if !touched.iter().any(|c| c.same(&entry.conn)) {
+                    touched.push(entry.conn.clone());
+                }
+                over
+            }
+            None => entry.conn.with_link_nowait(queue)?,
+        };
         *self.sent += 1;
         if over {
             self.congested = Some(entry.conn.clone());
@@ -353,6 +368,7 @@ impl Node {
                 conns,
                 sent,
                 congested: None,
+                deferred: None,
             };
             let mut extra = Vec::new();
             let r = f(hub, &mut links, &mut extra);

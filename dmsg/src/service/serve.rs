@@ -283,9 +283,19 @@ struct Service<'a> {
     shell: Option<Arc<dyn Shell>>,
     on_message: Option<MessageCallback>,
     on_shell_reply: Option<TextCallback>,
+    /// Relayed messages of the current batch, not yet handed to the node
+    /// ([`Node::relay_batch`] at the end of the batch, or before any other
+    /// event, so that the order of events is kept).
+    relays: Vec<crate::wire::Message>,
 }
 
 impl Service<'_> {
+    fn relay_pending(&mut self) {
+        if !self.relays.is_empty() {
+            self.node.relay_batch(self.link, self.relays.drain(..));
+        }
+    }
+
     fn not_mine(&mut self, conn: &Conn, ev: Event) {
         let Event::Message { msg, txn } = ev else {
             if let Some(cb) = self.on_message.as_mut() {
@@ -352,12 +362,15 @@ impl Handler for Service<'_> {
     fn event(&mut self, conn: &Conn, ev: Event) {
         let ev = match ev {
             // Relayed circuit traffic: by value, no hub bookkeeping to
-            // signal.
+            // signal; relayed at the end of the batch.
             Event::Relay { msg } => {
-                self.node.relay(self.link, msg);
+                self.relays.push(msg);
                 return;
             }
-            other => other,
+            other => {
+                self.relay_pending();
+                other
+            }
         };
         let down = matches!(ev, Event::Down(_));
         match self.node.dispatch(self.link, &ev) {
@@ -369,6 +382,10 @@ impl Handler for Service<'_> {
             // Handler::signal before it next sleeps.
             conn.signal();
         }
+    }
+
+    fn batch_end(&mut self, _conn: &Conn) {
+        self.relay_pending();
     }
 
     fn signal(&mut self, _conn: &Conn) {
@@ -487,6 +504,7 @@ impl Node {
             shell,
             on_message,
             on_shell_reply,
+            relays: Vec::new(),
         };
         let why = drv.run(&mut service);
         drop(service);
