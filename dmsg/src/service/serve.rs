@@ -317,13 +317,14 @@ impl Service<'_> {
             }
         };
         let base = txn.map_or(msg.hdr.cmd, |t| t.icmd);
-        let node_shell = if circuit == 0 {
-            None
-        } else {
-            self.node.shell()
-        };
-        let shell = node_shell.as_deref().or(self.shell.as_deref());
         if base & cmd::PROTOS == cmd::PROTO_DBG {
+            // Looked up only for DBG traffic (not per message of a stream).
+            let node_shell = if circuit == 0 {
+                None
+            } else {
+                self.node.shell()
+            };
+            let shell = node_shell.as_deref().or(self.shell.as_deref());
             let mut to_stderr = |text: &str| eprint!("{text}");
             let out: &mut dyn FnMut(&str) = match self.on_shell_reply.as_mut() {
                 Some(cb) => cb.as_mut(),
