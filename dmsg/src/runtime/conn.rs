@@ -41,6 +41,11 @@ pub(crate) struct Shared {
     pub(crate) shutdown_req: AtomicBool,
     /// Mirrors `Link::is_down`, readable without the lock.
     pub(crate) down: AtomicBool,
+    /// The link was locked from the driver's own thread other than by the
+    /// driver itself, i.e. by one of its callbacks. Only that thread reads
+    /// and writes it: callbacks that did not lock the link changed nothing
+    /// the driver must take before sleeping.
+    pub(crate) touched: AtomicBool,
     /// The transmit-queue bound, in bytes (see the module documentation).
     pub(crate) tx_limit: usize,
     /// The socket is a socket (sent to with `MSG_NOSIGNAL`), not a pipe.
@@ -136,7 +141,18 @@ impl Conn {
         DRIVING.with(|d| d.set(key));
     }
 
+    /// Locks the link. On the driver's own thread (from a callback) it also
+    /// notes that the link may have changed, so that the driver looks at
+    /// it again before it sleeps (see `Shared::touched`).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Locked> {
+        if self.on_driver_thread() {
+            self.shared.touched.store(true, Ordering::Relaxed);
+        }
+        self.lock_quiet()
+    }
+
+    /// Locks the link without noting anything: the driver's own holds.
+    pub(crate) fn lock_quiet(&self) -> MutexGuard<'_, Locked> {
         // A panic under the lock aborts (panic = "abort" in our builds); if
         // it did not, the link is still consistent enough to be taken down.
         self.shared

@@ -232,6 +232,7 @@ impl Driver {
             signal_req: AtomicBool::new(false),
             shutdown_req: AtomicBool::new(false),
             down: AtomicBool::new(down),
+            touched: AtomicBool::new(false),
             tx_limit: cfg.tx_limit.max(1),
             is_socket,
             driver_out: AtomicBool::new(false),
@@ -319,7 +320,7 @@ impl Driver {
 
     fn run_loop<H: Handler + ?Sized>(&mut self, h: &mut H) -> LinkError {
         let (already, pending) = {
-            let g = self.conn.lock();
+            let g = self.conn.lock_quiet();
             (g.link.down_reason().cloned(), g.link.has_events())
         };
         if let (Some(e), false) = (already, pending) {
@@ -348,6 +349,8 @@ impl Driver {
                 None => self.sync(),
             };
             if !self.events.is_empty() {
+                let touched = &self.conn.shared.touched;
+                touched.store(false, Ordering::Relaxed);
                 while let Some(ev) = self.events.pop_front() {
                     if let Event::Down(e) = &ev {
                         let e = e.clone();
@@ -359,6 +362,11 @@ impl Driver {
                 h.batch_end(&self.conn);
                 if h.should_stop() {
                     self.stop();
+                } else if !self.conn.shared.touched.load(Ordering::Relaxed) {
+                    // No callback locked the link: what the last hold saw
+                    // still holds (other threads wake the driver for what
+                    // they change), so no hold is needed to look again.
+                    self.synced = Some(sync);
                 }
                 // Callbacks may have queued more: look again before sleeping.
                 continue;
@@ -406,7 +414,7 @@ impl Driver {
     fn stop(&mut self) {
         loop {
             {
-                let mut g = self.conn.lock();
+                let mut g = self.conn.lock_quiet();
                 g.link.tx_written(std::mem::take(&mut self.written));
                 if self.out.is_empty() && !g.link.is_down() {
                     g.link.take_tx(&mut self.out);
@@ -427,7 +435,7 @@ impl Driver {
 
     /// Takes the link down from the driver's thread.
     fn fail(&mut self, e: LinkError) {
-        self.conn.lock().link.fail(e);
+        self.conn.lock_quiet().link.fail(e);
         self.conn.shared.down.store(true, Ordering::Release);
         self.out.clear();
         self.conn.shared.driver_out.store(false, Ordering::Release);
@@ -437,7 +445,7 @@ impl Driver {
     /// queued bytes (when the driver has written all it held) and the
     /// events, and wakes the threads waiting for the queue to drain.
     fn sync(&mut self) -> Sync {
-        let mut g = self.conn.lock();
+        let mut g = self.conn.lock_quiet();
         sync_locked(
             &mut g,
             &self.conn.shared,
@@ -565,7 +573,7 @@ impl Driver {
             Err(Errno::INTR) => return,
             Err(e) => {
                 self.conn
-                    .lock()
+                    .lock_quiet()
                     .link
                     .fail(LinkError::Io(io::Error::from(e).to_string()));
                 self.conn.shared.down.store(true, Ordering::Release);
@@ -616,7 +624,7 @@ impl Driver {
                         }
                     }
                 }
-                let mut g = self.conn.lock();
+                let mut g = self.conn.lock_quiet();
                 g.link.receive(data);
                 // Take the queue and the events in the same hold.
                 self.synced = Some(sync_locked(
