@@ -255,16 +255,24 @@ impl Encoder {
             hdr.aux_crc = aux_crc(&msg.aux);
         }
         hdr.hdr_crc = 0;
-        let mut core = hdr.to_bytes();
+        let core = hdr.to_bytes();
+        let at = out.len();
+        out.extend_from_slice(&core);
         let mut crc = crc32c(&core);
         if !msg.ext.is_empty() {
+            out.extend_from_slice(&msg.ext);
             crc = crc32c_append(crc, &msg.ext);
         }
-        if let Some(field) = core.get_mut(HDR_CRC_OFFSET..HEADER_SIZE) {
-            field.copy_from_slice(&crc.to_le_bytes());
+        // The CRC goes straight into `out` (`hdr_crc` ends the core
+        // header): patching the local copy and then copying it would
+        // read back a 16-byte block over the fresh 4-byte store, which
+        // stalls store forwarding.
+        if let Some(field) = out
+            .get_mut(at..at + HEADER_SIZE)
+            .and_then(|h| h.last_chunk_mut::<4>())
+        {
+            *field = crc.to_le_bytes();
         }
-        out.extend_from_slice(&core);
-        out.extend_from_slice(&msg.ext);
         self.seq = self.seq.wrapping_add(1);
         Ok(pad_len(msg.aux.len()))
     }

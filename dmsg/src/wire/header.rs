@@ -17,6 +17,11 @@ pub const HEADER_SIZE: usize = 64;
 pub const HDR_CRC_OFFSET: usize = 0x3C;
 
 /// The core header, decoded to host values.
+///
+/// The fields are laid out in wire order (`repr(C)`, no padding), so that
+/// on a little-endian host encoding and decoding compile to plain copies of
+/// the 64 bytes.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Header {
     /// `DMSG_HDR_MAGIC` (0x4832) in the sender's byte order.
@@ -47,59 +52,66 @@ pub struct Header {
     pub hdr_crc: u32,
 }
 
-fn get<const N: usize>(b: &[u8; HEADER_SIZE], off: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(src) = b.get(off..off + N) {
-        out.copy_from_slice(src);
-    }
-    out
-}
-
-fn put(b: &mut [u8; HEADER_SIZE], off: usize, src: &[u8]) {
-    if let Some(dst) = b.get_mut(off..off + src.len()) {
-        dst.copy_from_slice(src);
-    }
-}
-
 impl Header {
+    /// The header as the eight little-endian 64-bit words of its layout.
+    #[inline]
+    fn words(&self) -> [u64; 8] {
+        let pair = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+        [
+            pair(
+                u32::from(self.magic) | (u32::from(self.reserved02) << 16),
+                self.salt,
+            ),
+            self.msgid,
+            self.circuit,
+            self.reserved18,
+            pair(self.cmd, self.aux_crc),
+            pair(self.aux_bytes, self.error),
+            self.aux_descr,
+            pair(self.reserved38, self.hdr_crc),
+        ]
+    }
+
     /// Decodes a little-endian core header.
+    #[inline]
     pub fn parse(b: &[u8; HEADER_SIZE]) -> Header {
+        let mut w = [0u64; 8];
+        for (word, src) in w.iter_mut().zip(b.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.copy_from_slice(src);
+            *word = u64::from_le_bytes(le);
+        }
+        let [w0, msgid, circuit, reserved18, w4, w5, aux_descr, w7] = w;
+        let lo = |x: u64| x as u32;
+        let hi = |x: u64| (x >> 32) as u32;
         Header {
-            magic: u16::from_le_bytes(get(b, 0x00)),
-            reserved02: u16::from_le_bytes(get(b, 0x02)),
-            salt: u32::from_le_bytes(get(b, 0x04)),
-            msgid: u64::from_le_bytes(get(b, 0x08)),
-            circuit: u64::from_le_bytes(get(b, 0x10)),
-            reserved18: u64::from_le_bytes(get(b, 0x18)),
-            cmd: u32::from_le_bytes(get(b, 0x20)),
-            aux_crc: u32::from_le_bytes(get(b, 0x24)),
-            aux_bytes: u32::from_le_bytes(get(b, 0x28)),
-            error: u32::from_le_bytes(get(b, 0x2C)),
-            aux_descr: u64::from_le_bytes(get(b, 0x30)),
-            reserved38: u32::from_le_bytes(get(b, 0x38)),
-            hdr_crc: u32::from_le_bytes(get(b, 0x3C)),
+            magic: w0 as u16,
+            reserved02: (w0 >> 16) as u16,
+            salt: hi(w0),
+            msgid,
+            circuit,
+            reserved18,
+            cmd: lo(w4),
+            aux_crc: hi(w4),
+            aux_bytes: lo(w5),
+            error: hi(w5),
+            aux_descr,
+            reserved38: lo(w7),
+            hdr_crc: hi(w7),
         }
     }
 
     /// Encodes the header little endian, every field as it is (no CRC is
     /// computed here; see [`super::Encoder`]).
+    #[inline]
     pub fn emit(&self, b: &mut [u8; HEADER_SIZE]) {
-        put(b, 0x00, &self.magic.to_le_bytes());
-        put(b, 0x02, &self.reserved02.to_le_bytes());
-        put(b, 0x04, &self.salt.to_le_bytes());
-        put(b, 0x08, &self.msgid.to_le_bytes());
-        put(b, 0x10, &self.circuit.to_le_bytes());
-        put(b, 0x18, &self.reserved18.to_le_bytes());
-        put(b, 0x20, &self.cmd.to_le_bytes());
-        put(b, 0x24, &self.aux_crc.to_le_bytes());
-        put(b, 0x28, &self.aux_bytes.to_le_bytes());
-        put(b, 0x2C, &self.error.to_le_bytes());
-        put(b, 0x30, &self.aux_descr.to_le_bytes());
-        put(b, 0x38, &self.reserved38.to_le_bytes());
-        put(b, 0x3C, &self.hdr_crc.to_le_bytes());
+        for (dst, word) in b.chunks_exact_mut(8).zip(self.words()) {
+            dst.copy_from_slice(&word.to_le_bytes());
+        }
     }
 
     /// The encoded bytes.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; HEADER_SIZE] {
         let mut b = [0u8; HEADER_SIZE];
         self.emit(&mut b);
