@@ -428,8 +428,8 @@ impl Link {
         if self.down.is_some() {
             return Err(SendError::LinkDown);
         }
-        msg.hdr.cmd &= !(CREATE | DELETE);
-        self.tx.push(&mut self.encoder, msg)?;
+        let cmd = msg.hdr.cmd & !(CREATE | DELETE);
+        self.tx.push_as(&mut self.encoder, &mut msg, cmd)?;
         Ok(())
     }
 

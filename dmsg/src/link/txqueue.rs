@@ -89,7 +89,23 @@ impl TxQueue {
     }
 
     /// Encodes `msg` onto the queue.
-    pub fn push(&mut self, enc: &mut Encoder, msg: Message) -> Result<(), EncodeError> {
+    pub fn push(&mut self, enc: &mut Encoder, mut msg: Message) -> Result<(), EncodeError> {
+        let cmd = msg.hdr.cmd;
+        self.push_as(enc, &mut msg, cmd)
+    }
+
+    /// Encodes `msg` onto the queue with `cmd` in place of `msg.hdr.cmd`;
+    /// aux data queued without copying is taken out of `msg`.
+    ///
+    /// The message is worked on where it is, never moved: a user has
+    /// usually just written its fields, and copying it in 16-byte blocks
+    /// over those fresh, narrower stores stalls store forwarding.
+    pub(crate) fn push_as(
+        &mut self,
+        enc: &mut Encoder,
+        msg: &mut Message,
+        cmd: u32,
+    ) -> Result<(), EncodeError> {
         let before = self.len;
         if msg.aux.len() >= ZERO_COPY_AUX {
             let tail = if self.tail_packs {
@@ -98,9 +114,9 @@ impl TxQueue {
                 self.head_buffer()
             };
             let start = tail.len();
-            enc.encode_head(&msg, tail)?;
+            enc.encode_head_as(msg, cmd, tail)?;
             self.len += tail.len() - start;
-            let mut aux = msg.aux;
+            let mut aux = std::mem::take(&mut msg.aux);
             aux.resize(doalign(aux.len()), 0);
             self.len += aux.len();
             self.segs.push_back(aux);
@@ -108,7 +124,7 @@ impl TxQueue {
         } else {
             let tail = self.packing_tail();
             let start = tail.len();
-            enc.encode(&msg, tail)?;
+            enc.encode_as(msg, cmd, tail)?;
             self.len += tail.len() - start;
         }
         debug_assert!(self.len > before);

@@ -26,6 +26,7 @@ pub struct Message {
 impl Message {
     /// A message with command `cmd` and a zeroed extended header of the size
     /// `cmd` announces (clamped to the legal range).
+    #[inline]
     pub fn new(cmd: u32) -> Message {
         let h = cmd::header_size(cmd).clamp(HEADER_SIZE, HDR_MAX);
         Message {
@@ -161,18 +162,24 @@ impl std::error::Error for EncodeError {}
 
 /// Checks that `msg` can be encoded.
 pub fn validate(msg: &Message) -> Result<(), EncodeError> {
-    let h = msg.hdr.header_size();
+    validate_parts(msg.hdr.cmd, msg.ext.len(), msg.aux.len())
+}
+
+/// [`validate`] of a message with command `cmd`, `ext` bytes of extended
+/// header and `aux` bytes of aux data.
+fn validate_parts(cmd: u32, ext: usize, aux: usize) -> Result<(), EncodeError> {
+    let h = cmd::header_size(cmd);
     if !(HEADER_SIZE..=HDR_MAX).contains(&h) {
         return Err(EncodeError::HeaderSize(h));
     }
-    if msg.ext.len() != h - HEADER_SIZE {
+    if ext != h - HEADER_SIZE {
         return Err(EncodeError::ExtLength {
             expected: h - HEADER_SIZE,
-            actual: msg.ext.len(),
+            actual: ext,
         });
     }
-    if msg.aux.len() > AUX_MAX {
-        return Err(EncodeError::AuxTooLarge(msg.aux.len()));
+    if aux > AUX_MAX {
+        return Err(EncodeError::AuxTooLarge(aux));
     }
     Ok(())
 }
@@ -245,41 +252,84 @@ impl Encoder {
         salt_noise: u32,
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
-        validate(msg)?;
-        let mut hdr = msg.hdr;
-        hdr.magic = MAGIC;
-        hdr.salt = (salt_noise & !0xFF) | u32::from(self.seq);
-        // Length is checked above to be at most 65536.
-        hdr.aux_bytes = msg.aux.len() as u32;
-        if !msg.aux.is_empty() && hdr.aux_crc == 0 {
-            hdr.aux_crc = aux_crc(&msg.aux);
+        self.head(msg, msg.hdr.cmd, salt_noise, out)
+    }
+
+    /// [`Encoder::encode_head`] of `msg` with `cmd` in place of
+    /// `msg.hdr.cmd` (a link adjusts the flags of what it sends without
+    /// writing into the message first).
+    pub(crate) fn encode_head_as(
+        &mut self,
+        msg: &Message,
+        cmd: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
+        let noise = self.next_noise() << 8;
+        self.head(msg, cmd, noise, out)
+    }
+
+    /// Encodes the header straight into `out`: the fields are read one by
+    /// one and written as 64-bit words, the CRC is computed over the bytes
+    /// written and stored in place. (Building the header in a local array
+    /// and copying it reads 16-byte blocks back over narrower fresh
+    /// stores, which stalls store forwarding: that cost more than the CRC.)
+    fn head(
+        &mut self,
+        msg: &Message,
+        cmd: u32,
+        salt_noise: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
+        validate_parts(cmd, msg.ext.len(), msg.aux.len())?;
+        let aux_len = msg.aux.len();
+        let mut aux_crc_field = msg.hdr.aux_crc;
+        if aux_len != 0 && aux_crc_field == 0 {
+            aux_crc_field = aux_crc(&msg.aux);
         }
-        hdr.hdr_crc = 0;
-        let core = hdr.to_bytes();
+        let hdr = Header {
+            magic: MAGIC,
+            salt: (salt_noise & !0xFF) | u32::from(self.seq),
+            cmd,
+            aux_crc: aux_crc_field,
+            // Checked above to be at most 65536.
+            aux_bytes: aux_len as u32,
+            hdr_crc: 0,
+            ..msg.hdr
+        };
         let at = out.len();
-        out.extend_from_slice(&core);
-        let mut crc = crc32c(&core);
-        if !msg.ext.is_empty() {
-            out.extend_from_slice(&msg.ext);
-            crc = crc32c_append(crc, &msg.ext);
-        }
-        // The CRC goes straight into `out` (`hdr_crc` ends the core
-        // header): patching the local copy and then copying it would
-        // read back a 16-byte block over the fresh 4-byte store, which
-        // stalls store forwarding.
-        if let Some(field) = out
-            .get_mut(at..at + HEADER_SIZE)
-            .and_then(|h| h.last_chunk_mut::<4>())
+        out.extend_from_slice(&[0; HEADER_SIZE]);
+        if let Some(core) = out
+            .get_mut(at..)
+            .and_then(|s| s.first_chunk_mut::<HEADER_SIZE>())
         {
-            *field = crc.to_le_bytes();
+            hdr.emit(core);
+            let mut crc = crc32c(core);
+            if !msg.ext.is_empty() {
+                crc = crc32c_append(crc, &msg.ext);
+            }
+            // `hdr_crc` ends the core header.
+            if let Some(field) = core.last_chunk_mut::<4>() {
+                *field = crc.to_le_bytes();
+            }
         }
+        out.extend_from_slice(&msg.ext);
         self.seq = self.seq.wrapping_add(1);
-        Ok(pad_len(msg.aux.len()))
+        Ok(pad_len(aux_len))
     }
 
     /// Appends the whole encoded message to `out`.
     pub fn encode(&mut self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let pad = self.encode_head(msg, out)?;
+        self.encode_as(msg, msg.hdr.cmd, out)
+    }
+
+    /// [`Encoder::encode`] of `msg` with `cmd` in place of `msg.hdr.cmd`.
+    pub(crate) fn encode_as(
+        &mut self,
+        msg: &Message,
+        cmd: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let pad = self.encode_head_as(msg, cmd, out)?;
         if !msg.aux.is_empty() {
             out.extend_from_slice(&msg.aux);
             out.extend_from_slice(zero_pad(pad));
