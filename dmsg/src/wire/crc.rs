@@ -1,11 +1,17 @@
 //! CRC-32C (Castagnoli), as WIRE.md §4 specifies for `hdr_crc` and `aux_crc`.
 //!
-//! The `crc32c` crate uses the SSE 4.2 / ARMv8 CRC instructions when the CPU
-//! has them and a table otherwise.
+//! Whole blocks go through the `crc-fast` crate (folding with carry-less
+//! multiplication, VPCLMULQDQ/AVX-512 or PCLMULQDQ on x86-64, PMULL on
+//! ARMv8, tables elsewhere): on 64 KiB of aux data it runs at several times
+//! the speed of the `crc32` instruction loop, and it is no slower on a
+//! 64-byte header. Continuations ([`crc32c_append`], a few bytes of
+//! padding or an extended header) use the `crc32c` crate, which takes a
+//! running CRC.
 
 /// CRC-32C of `data` (init `0xFFFFFFFF`, final XOR `0xFFFFFFFF`): `dmsg_icrc32`.
+#[inline]
 pub fn crc32c(data: &[u8]) -> u32 {
-    crc32c::crc32c(data)
+    crc_fast::crc32_iscsi(data)
 }
 
 /// Continue a CRC-32C: `crc32c_append(crc32c(a), b) == crc32c(a ++ b)`, the
@@ -84,6 +90,18 @@ mod tests {
     #[test]
     fn check_value() {
         assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn block_and_running_crcs_agree() {
+        // crc-fast's whole-block CRC and crc32c's running CRC, over sizes
+        // around every folding width and tail case.
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 131 + 7) as u8).collect();
+        for len in (0..300).chain([1023, 1024, 4095, 4096, 4097, 65536, 65600, 70_000]) {
+            let d = &data[..len];
+            assert_eq!(crc32c(d), crc32c::crc32c(d), "length {len}");
+            assert_eq!(crc32c_append(0, d), crc32c(d), "length {len}");
+        }
     }
 
     #[test]
