@@ -1,0 +1,140 @@
+//! `dmsg-bench-cpu`: the CPU time that one-way messages cost, per message,
+//! over a Unix socketpair, summed over every thread of the process (the
+//! sending user thread and both drivers, kernel time included).
+//!
+//! On a shared machine the rates of `dmsg-bench` swing with what else
+//! runs; the CPU time per message moves much less, so it shows whether a
+//! change removed work. The stream is the batched line of `dmsg-bench`:
+//! fresh `DBG_SHELL` messages with `AUX` bytes of aux data cloned from a
+//! template, as many per `Conn::with_link` as fill 256 KiB (at most 64),
+//! counted by the receiving driver.
+//!
+//! ```text
+//! cargo run --release -p dmsg-bench --bin dmsg-bench-cpu -- 0 30000000
+//! cargo run --release -p dmsg-bench --bin dmsg-bench-cpu -- 65536 200000
+//! ```
+//!
+//! Arguments: aux size (default 0), message count (default 10,000,000).
+//! Linux only (reads `/proc/self/stat`, in ticks of 10 ms: run long enough).
+
+use dmsg::link::{Event, Link, SendError};
+use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
+use dmsg::wire::{cmd, Message};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Msgid of the one-way message that ends the stream.
+const MARKER: u64 = u64::MAX;
+/// Clock ticks per second of `/proc/self/stat` (`USER_HZ`, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+struct Quiet;
+impl Handler for Quiet {}
+
+/// Counts one-way messages until the marker.
+struct Count {
+    n: u64,
+    done: Option<mpsc::Sender<u64>>,
+}
+
+impl Handler for Count {
+    fn event(&mut self, _: &Conn, ev: Event) {
+        if let Event::Message { msg, txn: None } = ev {
+            if msg.hdr.msgid == MARKER {
+                if let Some(d) = self.done.take() {
+                    let _ = d.send(self.n);
+                }
+            } else {
+                self.n += 1;
+            }
+        }
+    }
+}
+
+/// User and system CPU seconds of this process so far.
+fn cpu_times() -> Res<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit(')').next().ok_or("odd /proc/self/stat")?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || -> Res<f64> {
+        let f = fields.next().ok_or("short /proc/self/stat")?;
+        Ok(f.parse::<f64>()? / TICKS)
+    };
+    Ok((next()?, next()?))
+}
+
+fn spawn<H: Handler + Send + 'static>(
+    name: &str,
+    sock: UnixStream,
+    mut h: H,
+) -> Res<(Conn, thread::JoinHandle<()>)> {
+    let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
+    let t = thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            d.run(&mut h);
+        })?;
+    Ok((conn, t))
+}
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let aux: usize = args.next().map_or(Ok(0), |s| s.parse())?;
+    let count: u64 = args.next().map_or(Ok(10_000_000), |s| s.parse())?;
+    let per_lock = (262_144 / (64 + aux.div_ceil(64) * 64)).clamp(1, 64);
+
+    let (a, b) = UnixStream::pair()?;
+    let (done_tx, done_rx) = mpsc::channel();
+    let (rx_conn, rx_thread) = spawn(
+        "rx-driver",
+        b,
+        Count {
+            n: 0,
+            done: Some(done_tx),
+        },
+    )?;
+    let (tx_conn, tx_thread) = spawn("tx-driver", a, Quiet)?;
+    let template = vec![0xA5u8; aux];
+
+    let before = cpu_times()?;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        tx_conn.with_link(|l| {
+            for _ in 0..per_lock {
+                let mut m = Message::new(cmd::DBG_SHELL);
+                m.aux = template.clone();
+                l.send_oneway(m)?;
+            }
+            Ok::<_, SendError>(())
+        })?;
+        sent += per_lock as u64;
+    }
+    let mut marker = Message::new(cmd::DBG_SHELL);
+    marker.hdr.msgid = MARKER;
+    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    let n = done_rx.recv_timeout(Duration::from_secs(300))?;
+    let wall = start.elapsed().as_secs_f64();
+    let after = cpu_times()?;
+
+    let per = |secs: f64| secs * 1e9 / (n.max(1) as f64);
+    let (user, sys) = (after.0 - before.0, after.1 - before.1);
+    println!(
+        "{aux} B aux, {per_lock} per lock: {n} messages in {wall:.2} s ({:.2} M msg/s); \
+         CPU per message: user {:.0} ns, system {:.0} ns, total {:.0} ns",
+        n as f64 / wall / 1e6,
+        per(user),
+        per(sys),
+        per(user + sys)
+    );
+    tx_conn.shutdown();
+    rx_conn.shutdown();
+    tx_thread.join().map_err(|_| "driver panicked")?;
+    rx_thread.join().map_err(|_| "driver panicked")?;
+    Ok(())
+}
