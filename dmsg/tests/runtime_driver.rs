@@ -202,10 +202,13 @@ fn a_peer_that_does_not_read_replies_is_not_served() {
     let queued = conn.with_link_nowait(|l| l.tx_len());
     assert!(queued >= 2 * LIMIT && queued <= bound, "queued {queued}");
 
-    // The peer reads its answers: everything flows again.
+    // The peer reads its answers: everything flows again. `w` is a dup of
+    // `theirs`, and O_NONBLOCK belongs to the file they share: make it
+    // blocking before the reader starts, or a read that finds the socket
+    // empty fails with WouldBlock and the reader is gone.
+    w.set_nonblocking(false).unwrap();
     let mut r = theirs;
     let reader = thread::spawn(move || read_messages(&mut r, N).len());
-    w.set_nonblocking(false).unwrap();
     w.write_all(&bytes[off..]).unwrap();
     assert_eq!(reader.join().unwrap(), N);
     conn.shutdown();
