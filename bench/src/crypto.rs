@@ -15,6 +15,13 @@
 //! with `remote/127.0.0.1.none`. Also printed: sealing and opening alone
 //! (`ChunkSealer::seal`, `ChunkOpener::open` of 64 KiB buffers on one
 //! thread), the bounds the link cannot beat.
+//!
+//! Wall-clock figures on a shared machine move with its load, so each line
+//! also gives the CPU time it took: for sealing and opening alone, GB per
+//! CPU-second of the thread; for the links, CPU-seconds of the whole
+//! process (both drivers, the sending thread, system calls) per GB. Those
+//! move much less with the load. With `c` CPU-seconds per GB and two idle
+//! cores, the link cannot exceed `2 / c` GB/s.
 
 use dmsg::crypto::{generate_keys, ChunkOpener, ChunkSealer, KeyDir, OsRandom, SessionKey};
 use dmsg::link::{Event, Link, LinkError};
@@ -22,6 +29,7 @@ use dmsg::runtime::crypto::{negotiate, DEFAULT_HANDSHAKE_TIMEOUT};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
 use dmsg::wire::cmd;
 use dmsg::wire::Message;
+use rustix::time::{clock_gettime, ClockId};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -29,6 +37,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// CPU time of `clock` so far, in seconds.
+fn cpu_secs(clock: ClockId) -> f64 {
+    let t = clock_gettime(clock);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
 
 /// Msgid of the one-way message that ends a measurement.
 const MARKER: u64 = u64::MAX;
@@ -116,9 +130,18 @@ fn driver<H: Handler + Send + 'static>(
     Ok((conn, t, encrypted))
 }
 
+/// A throughput and the CPU time it took.
+struct Rate {
+    /// Bytes per second (wall clock).
+    per_sec: f64,
+    /// Bytes per CPU-second.
+    per_cpu_sec: f64,
+}
+
 /// One-way messages of `aux` bytes over loopback TCP; returns wire bytes
-/// per second and whether the link was encrypted.
-fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(f64, bool)> {
+/// per second (and per CPU-second of the process) and whether the link was
+/// encrypted.
+fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(Rate, bool)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?;
     let dir = KeyDir::new(keys.path());
@@ -143,6 +166,7 @@ fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(f64, bool)> {
         return Err("the two ends disagree on encryption".into());
     }
     let template = vec![0xA5u8; aux];
+    let cpu_start = cpu_secs(ClockId::ProcessCPUTime);
     let start = Instant::now();
     while start.elapsed() < dur {
         for _ in 0..16 {
@@ -160,20 +184,30 @@ fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(f64, bool)> {
     marker.hdr.msgid = MARKER;
     tx_conn.with_link(|l| l.send_oneway(marker))?;
     let (n, end) = done_rx.recv_timeout(Duration::from_secs(60))?;
+    let cpu = (cpu_secs(ClockId::ProcessCPUTime) - cpu_start).max(1e-9);
     let secs = end.duration_since(start).as_secs_f64().max(1e-9);
     tx_conn.shutdown();
     rx_conn.shutdown();
     tx_thread.join().map_err(|_| "driver panicked")?;
     rx_thread.join().map_err(|_| "driver panicked")?;
     let wire = 64 + aux.div_ceil(64) * 64;
-    Ok((n as f64 * wire as f64 / secs, enc_tx))
+    let bytes = n as f64 * wire as f64;
+    Ok((
+        Rate {
+            per_sec: bytes / secs,
+            per_cpu_sec: bytes / cpu,
+        },
+        enc_tx,
+    ))
 }
 
-/// `ChunkSealer::seal` alone on 64 KiB buffers: plaintext bytes per second.
-fn seal_alone(dur: Duration) -> f64 {
+/// `ChunkSealer::seal` alone on 64 KiB buffers: plaintext bytes per second
+/// (and per CPU-second of the thread).
+fn seal_alone(dur: Duration) -> Rate {
     let mut sealer = ChunkSealer::new(&SessionKey::new([7u8; 32], [1u8; 4]));
     let plain = vec![0x5Au8; 64 << 10];
     let mut out = Vec::with_capacity(80 << 10);
+    let cpu_start = cpu_secs(ClockId::ThreadCPUTime);
     let start = Instant::now();
     let mut bytes = 0u64;
     while start.elapsed() < dur {
@@ -183,17 +217,23 @@ fn seal_alone(dur: Duration) -> f64 {
             bytes += plain.len() as u64;
         }
     }
-    bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = (cpu_secs(ClockId::ThreadCPUTime) - cpu_start).max(1e-9);
+    Rate {
+        per_sec: bytes as f64 / secs,
+        per_cpu_sec: bytes as f64 / cpu,
+    }
 }
 
 /// `ChunkOpener::open` alone on 64 KiB of plaintext (80 KiB of wire
-/// bytes): plaintext bytes per second.
-fn open_alone(dur: Duration) -> f64 {
+/// bytes): plaintext bytes per second (and per CPU-second of the thread).
+fn open_alone(dur: Duration) -> Rate {
     let key = SessionKey::new([7u8; 32], [1u8; 4]);
     let plain = vec![0x5Au8; 64 << 10];
     let mut wire = Vec::new();
     let _ = ChunkSealer::new(&key).seal(&plain, &mut wire);
     let mut out = Vec::with_capacity(64 << 10);
+    let cpu_start = cpu_secs(ClockId::ThreadCPUTime);
     let start = Instant::now();
     let mut bytes = 0u64;
     while start.elapsed() < dur {
@@ -205,7 +245,12 @@ fn open_alone(dur: Duration) -> f64 {
             bytes += out.len() as u64;
         }
     }
-    bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let cpu = (cpu_secs(ClockId::ThreadCPUTime) - cpu_start).max(1e-9);
+    Rate {
+        per_sec: bytes as f64 / secs,
+        per_cpu_sec: bytes as f64 / cpu,
+    }
 }
 
 fn main() -> Res<()> {
@@ -220,13 +265,17 @@ fn main() -> Res<()> {
     };
     let keys = TempKeys::new()?;
     println!("Encrypted vs plaintext one-way messages over TCP loopback (64 per lock):");
+    let seal = seal_alone(dur);
     println!(
-        "  sealing alone (ChunkSealer, 64 KiB buffers, one thread)   {:8.3} GB/s",
-        seal_alone(dur) / 1e9
+        "  sealing alone (ChunkSealer, 64 KiB buffers, one thread)   {:8.3} GB/s  ({:.3} GB per CPU-second)",
+        seal.per_sec / 1e9,
+        seal.per_cpu_sec / 1e9
     );
+    let open = open_alone(dur);
     println!(
-        "  opening alone (ChunkOpener, 64 KiB buffers, one thread)   {:8.3} GB/s",
-        open_alone(dur) / 1e9
+        "  opening alone (ChunkOpener, 64 KiB buffers, one thread)   {:8.3} GB/s  ({:.3} GB per CPU-second)",
+        open.per_sec / 1e9,
+        open.per_cpu_sec / 1e9
     );
     for aux in sizes {
         keys.set_encrypted(false)?;
@@ -240,7 +289,7 @@ fn main() -> Res<()> {
             return Err("the encrypted run was plaintext".into());
         }
         let target = if aux >= 65536 {
-            if crypt >= 1e9 {
+            if crypt.per_sec >= 1e9 {
                 "  (target 1 GB/s: met)"
             } else {
                 "  (target 1 GB/s: NOT met)"
@@ -250,9 +299,14 @@ fn main() -> Res<()> {
         };
         println!(
             "  {aux:>6} B aux: plaintext {:7.3} GB/s, encrypted {:7.3} GB/s, ratio {:5.1}%{target}",
-            plain / 1e9,
-            crypt / 1e9,
-            100.0 * crypt / plain.max(1.0)
+            plain.per_sec / 1e9,
+            crypt.per_sec / 1e9,
+            100.0 * crypt.per_sec / plain.per_sec.max(1.0)
+        );
+        println!(
+            "  {aux:>6} B aux: CPU-seconds per GB (whole process): plaintext {:.3}, encrypted {:.3}",
+            1e9 / plain.per_cpu_sec.max(1.0),
+            1e9 / crypt.per_cpu_sec.max(1.0)
         );
     }
     Ok(())
