@@ -671,7 +671,7 @@ pub(crate) unsafe fn terminate_aux(msg: *mut dmsg_msg_t) {
             return;
         }
         let n = (*msg).aux_size;
-        if n % crate::wire_consts::DMSG_ALIGN == 0 {
+        if n.is_multiple_of(crate::wire_consts::DMSG_ALIGN) {
             *(*msg).aux_data.add(n - 1) = 0;
         }
     }

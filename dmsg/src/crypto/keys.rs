@@ -113,7 +113,7 @@ impl LinkKeys {
                 peer_size,
             });
         }
-        if peer_size == 0 || HANDSHAKE_SIZE % peer_size != 0 {
+        if peer_size == 0 || !HANDSHAKE_SIZE.is_multiple_of(peer_size) {
             return Err(KeyError::BadBlockSize {
                 peer: peer_name.to_owned(),
                 peer_path: peer_path.to_owned(),

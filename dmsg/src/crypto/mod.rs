@@ -19,23 +19,26 @@
 //!   padded RSA schemes (PKCS#1 v1.5, PSS, OAEP), not the raw operation.
 //!   OpenSSL is also what the C library used, so key files load with exactly
 //!   the same PEM readers.
-//! * **AES-256-GCM: the RustCrypto `aes` and `polyval` crates**, assembled
-//!   here into a batched GCM ([`gcm`]). Every 64-byte chunk is its own GCM
-//!   message with its own nonce, so per-message setup dominates: the C
-//!   library does a fresh `EVP_CipherInit` per chunk and reaches about
-//!   0.18 GB/s end to end, and `aes-gcm` with a reused cipher (one
-//!   `encrypt_in_place_detached` per chunk) measured about half of our speed
-//!   (see `benches/crypto.rs`). Instead we compute the key stream
-//!   of many chunks (four counter blocks for the data plus the J0 block for
-//!   the tag mask of each) in one call of `encrypt_blocks`, which the `aes`
-//!   crate pipelines eight blocks wide with AES-NI, and hash each chunk as
-//!   four independent POLYVAL (PCLMULQDQ) products with precomputed powers of
-//!   `H` instead of a chain of five (sealing 64 KiB: about 1.44 against
-//!   1.11 GB/s per CPU second on the 2-core development machine). Both
-//!   crates pick their hardware back end at run time and fall back to
-//!   constant-time software. The result is checked against `aes-gcm` and
-//!   against the captured stream of the original library in the tests. All
-//!   of it is safe Rust.
+//! * **AES-256-GCM: the RustCrypto `aes` (0.9) and `polyval` (0.7)
+//!   crates**, assembled here into a batched GCM ([`gcm`]). Every 64-byte
+//!   chunk is its own GCM message with its own nonce, so per-message setup
+//!   dominates: the C library does a fresh `EVP_CipherInit` per chunk and
+//!   reaches about 0.18 GB/s end to end, and `aes-gcm` with a reused cipher
+//!   (one `encrypt_in_place_detached` per chunk) is slower than the
+//!   batched design (compared in `benches/crypto.rs`). Instead the key
+//!   stream of 64 chunks (four counter blocks for the data plus the J0
+//!   block for the tag mask of each: 320 blocks) is computed in one call of
+//!   `encrypt_blocks`, which `aes` 0.9 runs on VAES with 512-bit registers
+//!   (64 blocks per step) where the CPU has it, else VAES-256 or AES-NI;
+//!   and the four ciphertext blocks of a chunk are one aggregated 4-block
+//!   POLYVAL step (PCLMULQDQ). Why these crates: `dmsg` forbids `unsafe`,
+//!   and hardware intrinsics can only be called through `unsafe`, so the
+//!   accelerated paths must come from crates that detect the CPU at run
+//!   time and make the unsafe calls inside; both do, and fall back to
+//!   constant-time software (bitsliced AES, no secret-indexed tables) on
+//!   CPUs without them. The result is checked against the
+//!   older, independent `aes-gcm` 0.10 and against the captured stream of
+//!   the original library in the tests. All of it is safe Rust.
 
 mod error;
 pub mod exchange;

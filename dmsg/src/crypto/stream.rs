@@ -1,46 +1,54 @@
 //! The encrypted byte stream of a link: a sealer for the transmit direction
 //! and an opener for the receive direction (WIRE.md §7.4).
 
-use super::gcm::{ChunkCipher, SessionKey};
+use super::gcm::{ChunkStream, SessionKey};
 use super::{StreamError, CHUNK_SIZE, WIRE_CHUNK_SIZE};
 
 /// Encrypts the transmit direction: 64-byte plaintext chunks become 80-byte
 /// wire chunks; the counter starts at 0 and grows by one per chunk.
 #[derive(Debug, Clone)]
 pub struct ChunkSealer {
-    cipher: ChunkCipher,
-    counter: u64,
+    stream: ChunkStream,
 }
 
 impl ChunkSealer {
     /// A sealer starting at counter 0.
     pub fn new(key: &SessionKey) -> Self {
         ChunkSealer {
-            cipher: ChunkCipher::new(key),
-            counter: 0,
+            stream: ChunkStream::new(key, 0),
         }
     }
 
     /// The counter the next chunk will be sealed with.
     pub fn counter(&self) -> u64 {
-        self.counter
+        self.stream.counter()
+    }
+
+    /// Seals `plain` (a multiple of 64 bytes) straight into `out`, 80 bytes
+    /// per chunk, as many chunks as fit; returns how many plaintext bytes
+    /// were sealed (all of `plain` when `out` has room for
+    /// `plain.len() / 64 * 80` bytes). Nothing is sealed when `plain` is
+    /// not chunk aligned.
+    pub fn seal_into(&mut self, plain: &[u8], out: &mut [u8]) -> Result<usize, StreamError> {
+        if !plain.len().is_multiple_of(CHUNK_SIZE) {
+            return Err(StreamError::NotChunkAligned { len: plain.len() });
+        }
+        Ok(self.stream.seal(plain, out) * CHUNK_SIZE)
     }
 
     /// Seals `plain` (a multiple of 64 bytes) and appends 80 bytes per chunk
     /// to `out`. Nothing is appended when `plain` is not chunk aligned.
     pub fn seal(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), StreamError> {
-        if plain.len() % CHUNK_SIZE != 0 {
+        if !plain.len().is_multiple_of(CHUNK_SIZE) {
             return Err(StreamError::NotChunkAligned { len: plain.len() });
         }
         let chunks = plain.len() / CHUNK_SIZE;
         let start = out.len();
         // chunks * 80 fits: it is at most 1.25 times the length of a slice.
         out.resize(start + chunks * WIRE_CHUNK_SIZE, 0);
-        let sealed = match out.get_mut(start..) {
-            Some(dst) => self.cipher.seal(self.counter, plain, dst),
-            None => 0,
-        };
-        self.counter = self.counter.wrapping_add(sealed as u64);
+        if let Some(dst) = out.get_mut(start..) {
+            self.stream.seal(plain, dst);
+        }
         Ok(())
     }
 }
@@ -53,8 +61,7 @@ impl ChunkSealer {
 /// the same error, and the caller closes the link.
 #[derive(Clone)]
 pub struct ChunkOpener {
-    cipher: ChunkCipher,
-    counter: u64,
+    stream: ChunkStream,
     partial: [u8; WIRE_CHUNK_SIZE],
     partial_len: usize,
     failed: Option<StreamError>,
@@ -63,7 +70,7 @@ pub struct ChunkOpener {
 impl std::fmt::Debug for ChunkOpener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChunkOpener")
-            .field("counter", &self.counter)
+            .field("counter", &self.stream.counter())
             .field("pending", &self.partial_len)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
@@ -74,8 +81,7 @@ impl ChunkOpener {
     /// An opener starting at counter 0.
     pub fn new(key: &SessionKey) -> Self {
         ChunkOpener {
-            cipher: ChunkCipher::new(key),
-            counter: 0,
+            stream: ChunkStream::new(key, 0),
             partial: [0u8; WIRE_CHUNK_SIZE],
             partial_len: 0,
             failed: None,
@@ -84,7 +90,7 @@ impl ChunkOpener {
 
     /// The counter the next chunk is expected under.
     pub fn counter(&self) -> u64 {
-        self.counter
+        self.stream.counter()
     }
 
     /// Bytes of an incomplete chunk held back, waiting for more input.
@@ -156,14 +162,39 @@ impl ChunkOpener {
         let at = out.len();
         out.resize(at + chunks * CHUNK_SIZE, 0);
         let dst = out.get_mut(at..).unwrap_or_default();
-        match self.cipher.open(self.counter, wire, dst) {
-            Ok(n) => {
-                self.counter = self.counter.wrapping_add(n as u64);
-                Ok(())
-            }
-            Err(bad) => Err(StreamError::BadTag {
-                chunk: self.counter.wrapping_add(bad.index as u64),
+        match self.stream.open(wire, dst) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StreamError::BadTag {
+                chunk: self.stream.counter(),
             }),
+        }
+    }
+
+    /// Opens the whole chunks at the front of `buf` in place, without a
+    /// copy: the plaintext is packed at the front of `buf` and its length
+    /// returned. The bytes after the last whole chunk (fewer than 80) are
+    /// not used: the caller keeps them and puts them at the front of the
+    /// next call. Only for a caller that does that instead of calling
+    /// [`ChunkOpener::open`], which holds such bytes back itself (bytes it
+    /// holds are not looked at here, and the next tag fails).
+    ///
+    /// On a tag mismatch the error is returned, `buf` holds nothing
+    /// usable, and every later call (of either kind) returns the error
+    /// again.
+    pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        match self.stream.open_in_place(buf) {
+            Ok(n) => Ok(n * CHUNK_SIZE),
+            Err(_) => {
+                let e = StreamError::BadTag {
+                    chunk: self.stream.counter(),
+                };
+                self.partial_len = 0;
+                self.failed = Some(e.clone());
+                Err(e)
+            }
         }
     }
 }
