@@ -26,12 +26,16 @@
 //! # The stage in the driver
 //!
 //! With a session, the driver seals what it takes from the queue (every
-//! segment is a multiple of 64 bytes: frames are 64-byte aligned) into a
-//! ciphertext buffer, 80 wire bytes per 64-byte chunk, and writes that
-//! buffer with the same batching as plaintext; the link is told that
-//! plaintext bytes were written as the chunks holding them are written.
-//! Read bytes go through [`ChunkOpener::open`] first. A bad GCM tag takes
-//! the link down with [`LinkError::Crypto`] and
+//! segment is a multiple of 64 bytes: frames are 64-byte aligned) straight
+//! into a ciphertext buffer kept for the link, 80 wire bytes per 64-byte
+//! chunk, and writes that buffer with the same batching as plaintext; the
+//! link is told that plaintext bytes were written as the chunks holding
+//! them are written. Read bytes are opened in place in the driver's read
+//! buffer ([`ChunkOpener::open_in_place`]): the plaintext ends up packed at
+//! its front and goes to the link from there, and the bytes of an
+//! incomplete last chunk move to the front for the next read to complete.
+//! So each direction makes one pass over the data besides the socket's
+//! copy. A bad GCM tag takes the link down with [`LinkError::Crypto`] and
 //! [`ioq_error::MACFAIL`]; nothing of the failed read reaches the link,
 //! and the opener refuses everything after it. Without a session the
 //! driver's plaintext path is unchanged: the stage is an `Option` looked
@@ -376,40 +380,54 @@ impl Exchange<'_> {
 }
 
 /// The crypto stage of a driver: both directions of a [`Session`] and the
-/// buffers between them and the socket.
+/// ciphertext buffer between the transmit queue and the socket.
 #[derive(Debug)]
 pub struct CryptoStage {
     sealer: ChunkSealer,
     opener: ChunkOpener,
-    /// Sealed bytes of the current batch.
+    /// Sealed bytes of the current batch: `cipher[..cipher_len]`. The
+    /// buffer only grows, so sealing never clears or zeroes it.
     cipher: Vec<u8>,
+    cipher_len: usize,
     /// How much of `cipher` is written.
     cipher_done: usize,
-    /// Plaintext opened from the last read.
-    plain: Vec<u8>,
+    /// Bytes of an incomplete chunk at the front of the read buffer.
+    held: usize,
+    /// Where the incomplete chunk of the last read is in the read buffer
+    /// (moved to the front by [`CryptoStage::keep_tail`]), and its length.
+    tail: (usize, usize),
 }
 
 impl CryptoStage {
     /// A stage for a fresh session (counters at 0 both ways).
     pub fn new(session: Session) -> Self {
         let (sealer, opener) = session.into_parts();
+        Self::from_parts(sealer, opener)
+    }
+
+    /// A stage from its two directions.
+    fn from_parts(sealer: ChunkSealer, opener: ChunkOpener) -> Self {
         CryptoStage {
             sealer,
             opener,
             cipher: Vec::new(),
+            cipher_len: 0,
             cipher_done: 0,
-            plain: Vec::new(),
+            held: 0,
+            tail: (0, 0),
         }
     }
 
     /// Sealed bytes not yet written.
     pub fn unwritten(&self) -> &[u8] {
-        self.cipher.get(self.cipher_done..).unwrap_or_default()
+        self.cipher
+            .get(self.cipher_done..self.cipher_len)
+            .unwrap_or_default()
     }
 
     /// Whether every sealed byte has been written.
     pub fn is_idle(&self) -> bool {
-        self.cipher_done >= self.cipher.len()
+        self.cipher_done >= self.cipher_len
     }
 
     /// Seals plaintext slices (each a multiple of 64 bytes) into a new
@@ -420,17 +438,29 @@ impl CryptoStage {
         &mut self,
         slices: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<usize, LinkError> {
-        self.cipher.clear();
+        self.cipher_len = 0;
         self.cipher_done = 0;
         let mut taken = 0;
         for s in slices {
             if taken > 0 && taken + s.len() > SEAL_BATCH {
                 break;
             }
-            self.sealer
-                .seal(s, &mut self.cipher)
-                .map_err(stream_failure)?;
-            taken += s.len();
+            // s.len() / 64 * 80 fits: it is at most 1.25 times the length
+            // of a slice.
+            let end = self.cipher_len + s.len() / CHUNK_SIZE * WIRE_CHUNK_SIZE;
+            if self.cipher.len() < end {
+                self.cipher.resize(end, 0);
+            }
+            let dst = self
+                .cipher
+                .get_mut(self.cipher_len..end)
+                .unwrap_or_default();
+            let sealed = self.sealer.seal_into(s, dst).map_err(stream_failure)?;
+            self.cipher_len += sealed / CHUNK_SIZE * WIRE_CHUNK_SIZE;
+            taken += sealed;
+            if sealed < s.len() {
+                break;
+            }
         }
         Ok(taken)
     }
@@ -439,25 +469,45 @@ impl CryptoStage {
     /// bytes that completes (whole chunks only).
     pub fn consume(&mut self, n: usize) -> usize {
         let before = self.cipher_done / WIRE_CHUNK_SIZE;
-        self.cipher_done = (self.cipher_done + n).min(self.cipher.len());
+        self.cipher_done = (self.cipher_done + n).min(self.cipher_len);
         let after = self.cipher_done / WIRE_CHUNK_SIZE;
         (after - before) * CHUNK_SIZE
     }
 
     /// Drops the unwritten batch (the link is down).
     pub fn clear(&mut self) {
-        self.cipher.clear();
+        self.cipher_len = 0;
         self.cipher_done = 0;
     }
 
-    /// Opens read bytes; returns the plaintext of every complete chunk
-    /// (possibly none), or the link error of a bad tag.
-    pub fn open(&mut self, wire: &[u8]) -> Result<&[u8], LinkError> {
-        self.plain.clear();
-        self.opener
-            .open(wire, &mut self.plain)
-            .map_err(stream_failure)?;
-        Ok(&self.plain)
+    /// Bytes of an incomplete chunk kept at the front of the read buffer:
+    /// read after them.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Opens the read buffer `buf` in place: the [`CryptoStage::held`]
+    /// bytes at its front and the bytes just read after them. Returns the
+    /// length of the plaintext, packed at the front of `buf`, or the link
+    /// error of a bad tag. Call [`CryptoStage::keep_tail`] when the
+    /// plaintext has been used.
+    pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<usize, LinkError> {
+        let plain = self.opener.open_in_place(buf).map_err(stream_failure)?;
+        let whole = plain / CHUNK_SIZE * WIRE_CHUNK_SIZE;
+        self.tail = (whole, buf.len().saturating_sub(whole));
+        Ok(plain)
+    }
+
+    /// Moves the incomplete chunk at the end of the last opened read to the
+    /// front of `buf` (over the used plaintext), for the next read.
+    pub fn keep_tail(&mut self, buf: &mut [u8]) {
+        let (at, len) = std::mem::take(&mut self.tail);
+        if len > 0 && at + len <= buf.len() {
+            buf.copy_within(at..at + len, 0);
+            self.held = len;
+        } else {
+            self.held = 0;
+        }
     }
 }
 
@@ -476,7 +526,119 @@ fn stream_failure(e: StreamError) -> LinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::SessionKey;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// xorshift64, for read and write sizes.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Segments as the transmit queue holds them (multiples of 64 bytes,
+    /// some larger than a batch), all their bytes, and the wire bytes of a
+    /// stage that sealed them batch by batch and wrote them in pieces of
+    /// random sizes.
+    fn sealed(key: &SessionKey, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let sizes = [64, 4096, 64, 65536, 128, 300 << 10, 64, 64, SEAL_BATCH, 192];
+        let segs: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|i| (i * 7 + n / 64) as u8).collect())
+            .collect();
+        let all: Vec<u8> = segs.concat();
+        let mut tx = CryptoStage::from_parts(ChunkSealer::new(key), ChunkOpener::new(key));
+        let mut wire = Vec::new();
+        let (mut seg, mut off) = (0, 0);
+        let mut written = 0;
+        loop {
+            if tx.is_idle() {
+                let rest = segs.get(seg..).unwrap_or_default();
+                let slices = rest
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| if i == 0 { &s[off..] } else { &s[..] });
+                let mut n = tx.seal(slices).unwrap();
+                if n == 0 {
+                    break;
+                }
+                while n > 0 {
+                    let left = segs[seg].len() - off;
+                    if n >= left {
+                        n -= left;
+                        seg += 1;
+                        off = 0;
+                    } else {
+                        off += n;
+                        n = 0;
+                    }
+                }
+            }
+            let k = (1 + rng.below(100_000)).min(tx.unwritten().len());
+            wire.extend_from_slice(&tx.unwritten()[..k]);
+            written += tx.consume(k);
+        }
+        assert_eq!(written, all.len());
+        assert_eq!(wire.len(), all.len() / CHUNK_SIZE * WIRE_CHUNK_SIZE);
+        (all, wire)
+    }
+
+    /// Reads `wire` through a stage the way the driver does (reads of
+    /// random sizes after the held bytes, opened in place); returns the
+    /// plaintext, or the error with the plaintext before it.
+    fn received(key: &SessionKey, wire: &[u8], rng: &mut Rng) -> (Vec<u8>, Option<LinkError>) {
+        let mut rx = CryptoStage::from_parts(ChunkSealer::new(key), ChunkOpener::new(key));
+        let mut rbuf = vec![0u8; 4096];
+        let mut out = Vec::new();
+        let mut rest = wire;
+        while !rest.is_empty() {
+            let held = rx.held();
+            assert!(held < WIRE_CHUNK_SIZE);
+            let n = (1 + rng.below(rbuf.len() - held)).min(rest.len());
+            rbuf[held..held + n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            match rx.open_in_place(&mut rbuf[..held + n]) {
+                Ok(len) => out.extend_from_slice(&rbuf[..len]),
+                Err(e) => return (out, Some(e)),
+            }
+            rx.keep_tail(&mut rbuf);
+        }
+        assert_eq!(rx.held(), 0);
+        (out, None)
+    }
+
+    #[test]
+    fn the_stage_seals_batches_and_opens_reads_in_place() {
+        let key = SessionKey::new([3u8; 32], [9, 8, 7, 6]);
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..4 {
+            let (all, wire) = sealed(&key, &mut rng);
+            let (got, err) = received(&key, &wire, &mut rng);
+            assert!(err.is_none());
+            assert!(got == all, "plaintext differs");
+        }
+    }
+
+    #[test]
+    fn a_bad_tag_stops_the_stage_at_its_chunk() {
+        let key = SessionKey::new([5u8; 32], [1, 2, 3, 4]);
+        let mut rng = Rng(0xfeed_f00d_1234_5678);
+        let (all, mut wire) = sealed(&key, &mut rng);
+        let bad = 5000;
+        wire[bad * WIRE_CHUNK_SIZE + 70] ^= 4;
+        let (got, err) = received(&key, &wire, &mut rng);
+        match err {
+            Some(LinkError::Crypto { code, .. }) => assert_eq!(code, ioq_error::MACFAIL),
+            other => panic!("expected a MACFAIL, got {other:?}"),
+        }
+        // Only whole reads before the bad one reached the output.
+        assert!(got.len() <= bad * CHUNK_SIZE);
+        assert!(got[..] == all[..got.len()]);
+    }
 
     #[test]
     fn peer_names() {

@@ -609,21 +609,26 @@ impl Driver {
 
     /// One read from the socket into the engine.
     fn read(&mut self) -> Read {
+        // An encrypted link keeps the bytes of an incomplete chunk at the
+        // front of the buffer and reads after them.
+        let held = self.crypto.as_ref().map_or(0, CryptoStage::held);
+        let room = self.rbuf.len().saturating_sub(held);
+        let buf = self.rbuf.get_mut(held..).unwrap_or_default();
         let got = if self.is_socket {
             // `recv` goes straight to the socket; `read` passes through the
             // generic file layer first (measurably slower per call).
-            rustix::net::recv(&self.sock, self.rbuf.as_mut_slice(), RecvFlags::empty())
-                .map(|(n, _)| n)
+            rustix::net::recv(&self.sock, buf, RecvFlags::empty()).map(|(n, _)| n)
         } else {
-            rustix::io::read(&self.sock, self.rbuf.as_mut_slice())
+            rustix::io::read(&self.sock, buf)
         };
         match got {
             Ok(0) => self.fail(LinkError::Eof),
             Ok(n) => {
-                let mut data = self.rbuf.get(..n).unwrap_or(&[]);
+                let mut len = n;
                 if let Some(stage) = self.crypto.as_mut() {
-                    match stage.open(data) {
-                        Ok(plain) => data = plain,
+                    let buf = self.rbuf.get_mut(..held + n).unwrap_or_default();
+                    match stage.open_in_place(buf) {
+                        Ok(plain) => len = plain,
                         Err(e) => {
                             // A bad tag (STATE.md §10 row 18): nothing of
                             // this read reaches the link; it goes down.
@@ -632,6 +637,7 @@ impl Driver {
                         }
                     }
                 }
+                let data = self.rbuf.get(..len).unwrap_or(&[]);
                 let mut g = self.conn.lock_quiet();
                 g.link.receive(data);
                 // Take the queue and the events in the same hold.
@@ -642,11 +648,11 @@ impl Driver {
                     &mut self.events,
                     &mut self.written,
                 ));
-                return if n == self.rbuf.len() {
-                    Read::Full
-                } else {
-                    Read::Some
-                };
+                drop(g);
+                if let Some(stage) = self.crypto.as_mut() {
+                    stage.keep_tail(&mut self.rbuf);
+                }
+                return if n == room { Read::Full } else { Read::Some };
             }
             Err(Errno::AGAIN) | Err(Errno::INTR) => return Read::Nothing,
             Err(e) => self.fail(LinkError::Io(io::Error::from(e).to_string())),
