@@ -331,11 +331,11 @@ impl Driver {
             // What a read in the last sleep saw under the lock, if nothing
             // (no callback, no stop) ran since: it spares another hold.
             let mut synced = self.synced.take();
-            if self.conn.shared.shutdown_req.swap(false, Ordering::AcqRel) {
+            if take_flag(&self.conn.shared.shutdown_req) {
                 self.stop();
                 synced = None;
             }
-            if self.conn.shared.signal_req.swap(false, Ordering::AcqRel) {
+            if take_flag(&self.conn.shared.signal_req) {
                 h.signal(&self.conn);
                 synced = None;
             }
@@ -700,6 +700,15 @@ fn sync_locked(
         // each other: both queues full, neither driver reading.
         throttled: queued >= shared.tx_limit.saturating_mul(2),
     }
+}
+
+/// Clears a request flag and says whether it was set. A plain load first:
+/// the flags are almost always clear, and a locked read-modify-write on
+/// every iteration costs more than the check. A request set just after the
+/// load is not lost: whoever sets one also wakes the driver, which then
+/// loops again.
+fn take_flag(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel)
 }
 
 /// The first two items of `it`.
