@@ -390,3 +390,67 @@ fn link_loss_leaves_no_transaction_on_either_side() {
         assert_eq!(deletes, 1);
     }
 }
+
+/// Counts one-way messages; sends the count when the link goes down.
+struct CountOneWay {
+    n: usize,
+    done: mpsc::Sender<usize>,
+}
+
+impl Handler for CountOneWay {
+    fn event(&mut self, _: &Conn, ev: Event) {
+        match ev {
+            Event::Message { msg, txn: None } if msg.hdr.cmd & cmd::LNK_ERROR != cmd::LNK_ERROR => {
+                self.n += 1
+            }
+            Event::Down(_) => {
+                let _ = self.done.send(self.n);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The socket may be edge-triggered (it is reported when input arrives, not
+/// again for input left unread): input waiting when the driver starts, far
+/// more than its reads without sleeping take, with nothing arriving after
+/// it, is all read; and the end of the stream that came with the last
+/// input is seen.
+#[test]
+fn input_left_after_many_full_reads_and_the_end_of_stream_are_all_read() {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    // Fill the socket before the driver runs: 4 KiB reads, 16 in a row
+    // before it looks at its other fds, are far fewer than this.
+    let mut enc = Encoder::new(1);
+    let count = 800;
+    let mut batch = || {
+        let mut wire = Vec::new();
+        for _ in 0..count {
+            let mut m = Message::new(cmd::DBG_SHELL);
+            m.aux = vec![7; 40];
+            enc.encode(&m, &mut wire).unwrap();
+        }
+        wire
+    };
+    let first = batch();
+    let second = batch();
+    assert!(first.len() > 20 * 4096 && first.len() < 128 << 10);
+    b.write_all(&first).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let cfg = DriverConfig {
+        read_buffer: 4096,
+        ..DriverConfig::default()
+    };
+    let (_conn, t) = spawn_driver(a, None, cfg, CountOneWay { n: 0, done: tx });
+    // Then the rest and the end of the stream, in one go: the driver may
+    // see both in one report.
+    // (From another thread: a driver that stopped reading fails the test
+    // below instead of blocking this write.)
+    thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        let _ = b.write_all(&second);
+    });
+    assert_eq!(rx.recv_timeout(T), Ok(2 * count));
+    let (e, _) = t.join().unwrap();
+    assert_eq!(e, LinkError::Eof);
+}

@@ -10,7 +10,7 @@ use crate::link::{Event, Link, LinkError};
 use rustix::event::Timespec;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
+use rustix::net::{RecvFlags, SocketType};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +115,13 @@ pub struct Driver {
     events: VecDeque<Event>,
     /// Reads still allowed without sleeping first (see [`READ_AGAIN`]).
     read_again: u32,
+    /// The socket may hold input that was reported and not read yet: the
+    /// last read filled the buffer or was interrupted, or the peer shut
+    /// down (see [`super::waitset`]: the socket may be edge-triggered).
+    unread: bool,
+    /// The peer shut the socket down or it failed: input is left until a
+    /// read returns the end of the stream or an error.
+    closing: bool,
     /// Bytes of `out` written since the link was last told.
     written: usize,
     /// The crypto stage, when the link is encrypted
@@ -217,7 +224,8 @@ impl Driver {
         cfg: DriverConfig,
     ) -> io::Result<(Driver, Conn)> {
         rustix::io::ioctl_fionbio(&sock, true)?;
-        let is_socket = rustix::net::sockopt::socket_type(&sock).is_ok();
+        let sock_type = rustix::net::sockopt::socket_type(&sock).ok();
+        let is_socket = sock_type.is_some();
         let down = link.is_down();
         let sock = Arc::new(sock);
         let conn = Conn::new(Shared {
@@ -242,11 +250,17 @@ impl Driver {
             tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: i64::from(d.subsec_nanos()),
         });
-        let waitset = WaitSet::new(Fds {
-            wake: conn.shared.wakeup.fd(),
-            sock: sock.as_fd(),
-            alt: alt.as_ref().map(AsFd::as_fd),
-        });
+        // Edge-triggered only for a stream socket, where a short read
+        // means drained (see super::waitset).
+        let stream = sock_type == Some(SocketType::STREAM);
+        let waitset = WaitSet::new(
+            Fds {
+                wake: conn.shared.wakeup.fd(),
+                sock: sock.as_fd(),
+                alt: alt.as_ref().map(AsFd::as_fd),
+            },
+            stream,
+        );
         let driver = Driver {
             sock,
             is_socket,
@@ -259,6 +273,8 @@ impl Driver {
             out: TxQueue::default(),
             events: VecDeque::new(),
             read_again: 0,
+            unread: false,
+            closing: false,
             written: 0,
             crypto: None,
             synced: None,
@@ -568,6 +584,7 @@ impl Driver {
         let want = Want {
             read: !throttled,
             write: blocked,
+            unread: self.unread,
         };
         let ready = match self.waitset.wait(fds, want, self.timeout.as_ref()) {
             Ok(r) => r,
@@ -588,6 +605,7 @@ impl Driver {
             // swap(true) and its queued message is seen below.
             self.conn.shared.wake_pending.swap(false, Ordering::AcqRel);
         }
+        self.closing |= ready.sock_closing;
         if ready.sock_read && self.read() == Read::Full {
             self.read_again = READ_AGAIN;
         }
@@ -620,6 +638,13 @@ impl Driver {
             rustix::net::recv(&self.sock, buf, RecvFlags::empty()).map(|(n, _)| n)
         } else {
             rustix::io::read(&self.sock, buf)
+        };
+        // A read shorter than the buffer, or EAGAIN, drained the socket
+        // (unless the peer shut down: its end of stream is still to read).
+        self.unread = match got {
+            Ok(n) => n == room || self.closing,
+            Err(Errno::INTR) => true,
+            Err(_) => false,
         };
         match got {
             Ok(0) => self.fail(LinkError::Eof),

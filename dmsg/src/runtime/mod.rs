@@ -27,7 +27,8 @@
 //!            again if anything was written, unless all was and no thread
 //!            can be waiting for the report (the next hold of the lock
 //!            makes it; see the comment of Driver::may_sleep_unreported)
-//!      sleep (a persistent epoll set on Linux, poll elsewhere) on
+//!      sleep (a persistent epoll set on Linux, where a stream socket is
+//!           edge-triggered and read until drained; poll elsewhere) on
 //!           wakeup fd: IN,
 //!           socket: IN unless throttled, OUT if the last write blocked,
 //!           alt fd: IN while it has not hung up

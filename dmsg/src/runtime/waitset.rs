@@ -10,8 +10,21 @@
 //! or when `epoll` refuses one of the fds (a regular file as the alt fd,
 //! say), it is a `poll` of the same fds, with the same meaning.
 //!
-//! Both are level-triggered: a sleep returns at once while a watched
-//! condition holds, as `poll` does.
+//! The wakeup and alt fds are level-triggered: a sleep returns at once
+//! while they are readable, as with `poll`. The socket, when it is a
+//! stream socket, is edge-triggered in the `epoll` set: it is reported
+//! when input arrives (or the peer shuts down), not again for input left
+//! unread. That spares the kernel a readiness check of the socket on every
+//! sleep, and makes the caller responsible for reading until the socket
+//! is drained: a read shorter than its buffer drains a stream socket (as
+//! an `EAGAIN` does), a read that fills it may not. While input may be
+//! left ([`Want::unread`]) a wait does not sleep and reports the socket
+//! readable. After a shutdown by the peer was reported
+//! ([`Ready::sock_closing`]), input is left until a read returns the end
+//! of the stream. A stream socket's read stops short of what is queued
+//! only at a record the peer made on purpose (urgent data, passed file
+//! descriptors): a peer doing that on a dmsg link waits for its own data
+//! until it sends more, as it would with any edge-triggered reader.
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::BorrowedFd;
@@ -37,6 +50,10 @@ pub(crate) struct Want {
     pub(crate) read: bool,
     /// Room to write.
     pub(crate) write: bool,
+    /// Input may be left from what was reported before (the last read
+    /// filled its buffer, was interrupted, or the peer shut down): with
+    /// `read`, the wait does not sleep and reports the socket readable.
+    pub(crate) unread: bool,
 }
 
 /// What one [`WaitSet::wait`] saw.
@@ -46,6 +63,9 @@ pub(crate) struct Ready {
     pub(crate) wake: bool,
     /// The socket has input, hung up or failed: a read tells which.
     pub(crate) sock_read: bool,
+    /// The peer shut the socket down, or it failed: read it until a read
+    /// returns the end of the stream or an error.
+    pub(crate) sock_closing: bool,
     /// The alt fd is readable.
     pub(crate) alt_readable: bool,
     /// The alt fd hung up or failed.
@@ -61,11 +81,12 @@ pub(crate) struct WaitSet {
 
 impl WaitSet {
     /// A wait set for `fds`: an `epoll` set where the system has one and
-    /// takes every fd, else `poll`.
-    pub(crate) fn new(fds: Fds<'_>) -> WaitSet {
+    /// takes every fd, else `poll`. `stream` says the socket is a stream
+    /// socket, which the `epoll` set then watches edge-triggered.
+    pub(crate) fn new(fds: Fds<'_>, stream: bool) -> WaitSet {
         WaitSet {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            epoll: epoll::Set::new(fds),
+            epoll: epoll::Set::new(fds, stream),
         }
     }
 
@@ -82,6 +103,26 @@ impl WaitSet {
     /// alt fds: input; the socket: `want`), or `timeout` passes.
     /// `Err(Errno::INTR)` when a signal interrupted the sleep.
     pub(crate) fn wait(
+        &mut self,
+        fds: Fds<'_>,
+        want: Want,
+        timeout: Option<&Timespec>,
+    ) -> Result<Ready, Errno> {
+        // Input left: look at the other fds without sleeping, and read.
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let unread = want.read && want.unread;
+        let timeout = if unread { Some(&now) } else { timeout };
+        let mut r = self.sleep(fds, want, timeout);
+        if let Ok(r) = r.as_mut() {
+            r.sock_read |= unread;
+        }
+        r
+    }
+
+    fn sleep(
         &mut self,
         fds: Fds<'_>,
         want: Want,
@@ -141,6 +182,7 @@ fn poll_once(fds: Fds<'_>, want: Want, timeout: Option<&Timespec>) -> Result<Rea
     Ok(Ready {
         wake: !rev(0).is_empty(),
         sock_read: rev(1).intersects(PollFlags::IN | fail),
+        sock_closing: rev(1).intersects(fail),
         alt_readable: alt.contains(PollFlags::IN),
         alt_gone: alt.intersects(fail),
     })
@@ -169,14 +211,23 @@ mod epoll {
         ep: OwnedFd,
         /// What the socket is registered for.
         sock: EventFlags,
+        /// The socket is watched edge-triggered.
+        edge: bool,
         /// The alt fd is registered.
         alt: bool,
     }
 
-    fn flags(want: Want) -> EventFlags {
-        let mut f = EventFlags::empty();
+    /// The registration of the socket for `want`. A shutdown by the peer
+    /// is asked for too (edge-triggered, the end of the stream after the
+    /// last input would not be reported again).
+    fn flags(want: Want, edge: bool) -> EventFlags {
+        let mut f = if edge {
+            EventFlags::ET
+        } else {
+            EventFlags::empty()
+        };
         if want.read {
-            f |= EventFlags::IN;
+            f |= EventFlags::IN | EventFlags::RDHUP;
         }
         if want.write {
             f |= EventFlags::OUT;
@@ -187,9 +238,16 @@ mod epoll {
     impl Set {
         /// Registers `fds` (the socket for input); `None` if `epoll` is
         /// missing or refuses one of them.
-        pub(super) fn new(fds: Fds<'_>) -> Option<Set> {
+        pub(super) fn new(fds: Fds<'_>, edge: bool) -> Option<Set> {
             let ep = epoll::create(CreateFlags::CLOEXEC).ok()?;
-            let sock = EventFlags::IN;
+            let sock = flags(
+                Want {
+                    read: true,
+                    write: false,
+                    unread: false,
+                },
+                edge,
+            );
             epoll::add(&ep, fds.wake, EventData::new_u64(WAKE), EventFlags::IN).ok()?;
             epoll::add(&ep, fds.sock, EventData::new_u64(SOCK), sock).ok()?;
             if let Some(alt) = fds.alt {
@@ -198,6 +256,7 @@ mod epoll {
             Some(Set {
                 ep,
                 sock,
+                edge,
                 alt: fds.alt.is_some(),
             })
         }
@@ -210,7 +269,7 @@ mod epoll {
             want: Want,
             timeout: Option<&Timespec>,
         ) -> Result<Result<Ready, Errno>, Refused> {
-            let f = flags(want);
+            let f = flags(want, self.edge);
             if f != self.sock {
                 epoll::modify(&self.ep, fds.sock, EventData::new_u64(SOCK), f)
                     .map_err(|_| Refused)?;
@@ -228,12 +287,16 @@ mod epoll {
                 Err(e) => return Ok(Err(e)),
             };
             let fail = EventFlags::HUP | EventFlags::ERR;
+            let closing = fail | EventFlags::RDHUP;
             let mut r = Ready::default();
             for ev in events.iter().take(n) {
                 let got = ev.flags;
                 match ev.data.u64() {
                     WAKE => r.wake = true,
-                    SOCK => r.sock_read = got.intersects(EventFlags::IN | fail),
+                    SOCK => {
+                        r.sock_read = got.intersects(EventFlags::IN | closing);
+                        r.sock_closing = got.intersects(closing);
+                    }
                     ALT => {
                         r.alt_readable = got.contains(EventFlags::IN);
                         r.alt_gone = got.intersects(fail);
@@ -277,6 +340,7 @@ mod tests {
     const READ: Want = Want {
         read: true,
         write: false,
+        unread: false,
     };
 
     /// Every readiness is reported the same way by `epoll` and `poll`.
@@ -286,7 +350,7 @@ mod tests {
             let (wake, mut wake_peer) = UnixStream::pair().unwrap();
             let (sock, mut sock_peer) = UnixStream::pair().unwrap();
             let (alt, mut alt_peer) = UnixStream::pair().unwrap();
-            let mut ws = WaitSet::new(fds(&wake, &sock, Some(&alt)));
+            let mut ws = WaitSet::new(fds(&wake, &sock, Some(&alt)), false);
             if !use_epoll {
                 #[cfg(any(target_os = "linux", target_os = "android"))]
                 {
@@ -309,6 +373,7 @@ mod tests {
             let idle = Want {
                 read: false,
                 write: false,
+                unread: false,
             };
             assert!(!ws.wait(f, idle, Some(&NOW)).unwrap().sock_read);
             // Room to write ends a sleep without a timeout (nothing else
@@ -319,6 +384,7 @@ mod tests {
             let write = Want {
                 read: false,
                 write: true,
+                unread: false,
             };
             assert_eq!(ws.wait(f, write, None).unwrap(), Ready::default());
 
@@ -351,8 +417,50 @@ mod tests {
             sock: sock.as_fd(),
             alt: Some(file.as_fd()),
         };
-        let mut ws = WaitSet::new(f);
+        let mut ws = WaitSet::new(f, true);
         assert!(!ws.is_epoll());
         assert!(ws.wait(f, READ, Some(&NOW)).unwrap().alt_readable);
+    }
+
+    /// A stream socket is edge-triggered in `epoll`: input is reported when
+    /// it arrives, not again while it is left unread, unless the caller
+    /// says some may be left; a shutdown by the peer is reported as such
+    /// even when it came with the last input.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn stream_socket_is_edge_triggered() {
+        let (wake, _wake_peer) = UnixStream::pair().unwrap();
+        let (sock, mut sock_peer) = UnixStream::pair().unwrap();
+        let f = fds(&wake, &sock, None);
+        let mut ws = WaitSet::new(f, true);
+        assert!(ws.is_epoll());
+
+        sock_peer.write_all(b"abc").unwrap();
+        let r = ws.wait(f, READ, Some(&NOW)).unwrap();
+        assert!(r.sock_read && !r.sock_closing);
+        // Reported once: left unread, it is not reported again...
+        assert!(!ws.wait(f, READ, Some(&NOW)).unwrap().sock_read);
+        // ...unless the caller says input may be left (no sleep, even
+        // without a timeout).
+        let unread = Want {
+            unread: true,
+            ..READ
+        };
+        assert!(ws.wait(f, unread, None).unwrap().sock_read);
+
+        // Drained, new input is a new edge.
+        let mut buf = [0u8; 16];
+        assert_eq!((&sock).read(&mut buf).unwrap(), 3);
+        sock_peer.write_all(b"d").unwrap();
+        assert!(ws.wait(f, READ, Some(&NOW)).unwrap().sock_read);
+        assert_eq!((&sock).read(&mut buf).unwrap(), 1);
+
+        // The last input and the shutdown in one report.
+        sock_peer.write_all(b"end").unwrap();
+        sock_peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let r = ws.wait(f, READ, Some(&NOW)).unwrap();
+        assert!(r.sock_read && r.sock_closing);
+        assert_eq!((&sock).read(&mut buf).unwrap(), 3);
+        assert_eq!((&sock).read(&mut buf).unwrap(), 0);
     }
 }
