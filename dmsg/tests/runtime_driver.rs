@@ -2,11 +2,14 @@
 //! requests, and link loss leaving nothing behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod runtime_support;
+
 use dmsg::link::{Event, Link, LinkError};
 use dmsg::runtime::session::{Incoming, Session};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler, QueueFull};
 use dmsg::wire::cmd::{self, ABORT, CREATE, DELETE};
-use dmsg::wire::{ioq_error, Decoder, Encoder, Message};
+use dmsg::wire::{ioq_error, Encoder, Message};
+use runtime_support::read_messages;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,28 +51,6 @@ fn settle(quiet: Duration, mut f: impl FnMut() -> usize) -> usize {
             return now;
         }
     }
-}
-
-/// Decodes every message from `sock` until EOF or `want` messages.
-fn read_messages(sock: &mut UnixStream, want: usize) -> Vec<Message> {
-    let mut dec = Decoder::new();
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pending: Vec<u8> = Vec::new();
-    while out.len() < want {
-        let n = sock.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        pending.extend_from_slice(&buf[..n]);
-        let mut input = &pending[..];
-        while let Some(m) = dec.decode(&mut input).unwrap() {
-            out.push(m);
-        }
-        let used = pending.len() - input.len();
-        pending.drain(..used);
-    }
-    out
 }
 
 #[test]

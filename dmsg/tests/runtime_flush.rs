@@ -5,9 +5,12 @@
 //! and nothing queued is lost when the link is stopped.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod runtime_support;
+
 use dmsg::link::{Event, Link, LinkError};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
-use dmsg::wire::{cmd, Decoder, Message};
+use dmsg::wire::{cmd, Message};
+use runtime_support::read_messages;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,28 +36,6 @@ fn numbered(seq: u64, len: usize) -> Message {
 
 fn seq_of(m: &Message) -> u64 {
     u64::from_le_bytes(m.aux[..8].try_into().unwrap())
-}
-
-/// Decodes messages from `sock` until EOF or `want` of them.
-fn read_messages(sock: &mut UnixStream, want: usize) -> Vec<Message> {
-    let mut dec = Decoder::new();
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut pending: Vec<u8> = Vec::new();
-    while out.len() < want {
-        let n = sock.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        pending.extend_from_slice(&buf[..n]);
-        let mut input = &pending[..];
-        while let Some(m) = dec.decode(&mut input).unwrap() {
-            out.push(m);
-        }
-        let used = pending.len() - input.len();
-        pending.drain(..used);
-    }
-    out
 }
 
 #[test]
