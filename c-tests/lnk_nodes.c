@@ -173,39 +173,10 @@ kernel_main(void *arg)
 	dmsg_iocom_init(io, k->fd, -1, NULL, kernel_rcvmsg, NULL, NULL);
 	dmsg_iocom_label(io, "kernel-%c", 'a' + k->index);
 
-	msg = dmsg_msg_alloc(&io->circuit0, 0, DMSG_LNK_CONN | DMSGF_CREATE,
-	    kernel_txn, k);
-	TCHECK(msg != NULL && msg->state != NULL);
-	if (msg != NULL) {
-		/* Nothing is relayed to the kernel: empty masks. */
-		msg->any.lnk_conn.peer_mask = 0;
-		msg->any.lnk_conn.pfs_mask = 0;
-		msg->any.lnk_conn.peer_type = DMSG_PEER_HAMMER2;
-		msg->any.lnk_conn.pfs_type = DMSG_PFSTYPE_SERVER;
-		uuid_fill(&msg->any.lnk_conn.pfs_clid, 1, 0);
-		uuid_fill(&msg->any.lnk_conn.mediaid, 2, k->index);
-		snprintf(msg->any.lnk_conn.fs_label,
-		    sizeof(msg->any.lnk_conn.fs_label), "%s", labels[k->index]);
+	kernel_conn(io, k->index, labels[k->index], kernel_txn, k);
+	msg = kernel_span(io, k->index, labels[k->index], kernel_txn, k);
+	if (msg != NULL)
 		dmsg_msg_write(msg);
-	}
-
-	msg = dmsg_msg_alloc(&io->circuit0, 0, DMSG_LNK_SPAN | DMSGF_CREATE,
-	    kernel_txn, k);
-	TCHECK(msg != NULL && msg->state != NULL);
-	if (msg != NULL) {
-		msg->any.lnk_span.peer_type = DMSG_PEER_HAMMER2;
-		msg->any.lnk_span.pfs_type = DMSG_PFSTYPE_SERVER;
-		msg->any.lnk_span.proto_version = DMSG_SPAN_PROTO_1;
-		msg->any.lnk_span.dist = 0;
-		msg->any.lnk_span.rnss = 100u + (uint32_t)k->index;
-		uuid_fill(&msg->any.lnk_span.pfs_clid, 1, 0);
-		uuid_fill(&msg->any.lnk_span.pfs_fsid, 3, k->index);
-		snprintf(msg->any.lnk_span.cl_label,
-		    sizeof(msg->any.lnk_span.cl_label), "test-cluster");
-		snprintf(msg->any.lnk_span.fs_label,
-		    sizeof(msg->any.lnk_span.fs_label), "%s", labels[k->index]);
-		dmsg_msg_write(msg);
-	}
 
 	dmsg_iocom_core(io);
 	dmsg_iocom_done(io);

@@ -112,6 +112,63 @@ uuid_fill(struct uuid *u, int a, int b)
 	u->node[5] = (uint8_t)(a + b);
 }
 
+/*
+ * Opens LNK_CONN as a kernel-side node does: empty masks (nothing is
+ * relayed to it), media of node `index`, file system `label`; the
+ * transaction's messages go to `func(data)`.
+ */
+static inline void
+kernel_conn(dmsg_iocom_t *io, int index, const char *label,
+    void (*func)(dmsg_msg_t *), void *data)
+{
+	dmsg_msg_t *msg;
+
+	msg = dmsg_msg_alloc(&io->circuit0, 0, DMSG_LNK_CONN | DMSGF_CREATE,
+	    func, data);
+	TCHECK(msg != NULL && msg->state != NULL);
+	if (msg == NULL)
+		return;
+	msg->any.lnk_conn.peer_mask = 0;
+	msg->any.lnk_conn.pfs_mask = 0;
+	msg->any.lnk_conn.peer_type = DMSG_PEER_HAMMER2;
+	msg->any.lnk_conn.pfs_type = DMSG_PFSTYPE_SERVER;
+	uuid_fill(&msg->any.lnk_conn.pfs_clid, 1, 0);
+	uuid_fill(&msg->any.lnk_conn.mediaid, 2, index);
+	snprintf(msg->any.lnk_conn.fs_label,
+	    sizeof(msg->any.lnk_conn.fs_label), "%s", label);
+	dmsg_msg_write(msg);
+}
+
+/*
+ * The LNK_SPAN such a node advertises (file system `label` of node
+ * `index`, in "test-cluster"), returned unwritten so that the caller can
+ * keep its state first; NULL if it could not be allocated.
+ */
+static inline dmsg_msg_t *
+kernel_span(dmsg_iocom_t *io, int index, const char *label,
+    void (*func)(dmsg_msg_t *), void *data)
+{
+	dmsg_msg_t *msg;
+
+	msg = dmsg_msg_alloc(&io->circuit0, 0, DMSG_LNK_SPAN | DMSGF_CREATE,
+	    func, data);
+	TCHECK(msg != NULL && msg->state != NULL);
+	if (msg == NULL)
+		return NULL;
+	msg->any.lnk_span.peer_type = DMSG_PEER_HAMMER2;
+	msg->any.lnk_span.pfs_type = DMSG_PFSTYPE_SERVER;
+	msg->any.lnk_span.proto_version = DMSG_SPAN_PROTO_1;
+	msg->any.lnk_span.dist = 0;
+	msg->any.lnk_span.rnss = 100u + (uint32_t)index;
+	uuid_fill(&msg->any.lnk_span.pfs_clid, 1, 0);
+	uuid_fill(&msg->any.lnk_span.pfs_fsid, 3, index);
+	snprintf(msg->any.lnk_span.cl_label,
+	    sizeof(msg->any.lnk_span.cl_label), "test-cluster");
+	snprintf(msg->any.lnk_span.fs_label,
+	    sizeof(msg->any.lnk_span.fs_label), "%s", label);
+	return msg;
+}
+
 static inline void *
 client_main(void *arg)
 {
