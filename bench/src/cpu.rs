@@ -17,43 +17,17 @@
 //! Arguments: aux size (default 0), message count (default 10,000,000).
 //! Linux only (reads `/proc/self/stat`, in ticks of 10 ms: run long enough).
 
-use dmsg::link::{Event, Link, SendError};
-use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
+mod common;
+
+use common::{driver, Count, Quiet, Res, MARKER};
+use dmsg::link::SendError;
 use dmsg::wire::{cmd, Message};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// Msgid of the one-way message that ends the stream.
-const MARKER: u64 = u64::MAX;
 /// Clock ticks per second of `/proc/self/stat` (`USER_HZ`, 100 on Linux).
 const TICKS: f64 = 100.0;
-
-struct Quiet;
-impl Handler for Quiet {}
-
-/// Counts one-way messages until the marker.
-struct Count {
-    n: u64,
-    done: Option<mpsc::Sender<u64>>,
-}
-
-impl Handler for Count {
-    fn event(&mut self, _: &Conn, ev: Event) {
-        if let Event::Message { msg, txn: None } = ev {
-            if msg.hdr.msgid == MARKER {
-                if let Some(d) = self.done.take() {
-                    let _ = d.send(self.n);
-                }
-            } else {
-                self.n += 1;
-            }
-        }
-    }
-}
 
 /// User and system CPU seconds of this process so far.
 fn cpu_times() -> Res<(f64, f64)> {
@@ -68,20 +42,6 @@ fn cpu_times() -> Res<(f64, f64)> {
     Ok((next()?, next()?))
 }
 
-fn spawn<H: Handler + Send + 'static>(
-    name: &str,
-    sock: UnixStream,
-    mut h: H,
-) -> Res<(Conn, thread::JoinHandle<()>)> {
-    let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
-    let t = thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            d.run(&mut h);
-        })?;
-    Ok((conn, t))
-}
-
 fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let aux: usize = args.next().map_or(Ok(0), |s| s.parse())?;
@@ -90,15 +50,8 @@ fn main() -> Res<()> {
 
     let (a, b) = UnixStream::pair()?;
     let (done_tx, done_rx) = mpsc::channel();
-    let (rx_conn, rx_thread) = spawn(
-        "rx-driver",
-        b,
-        Count {
-            n: 0,
-            done: Some(done_tx),
-        },
-    )?;
-    let (tx_conn, tx_thread) = spawn("tx-driver", a, Quiet)?;
+    let (rx_conn, rx_thread) = driver("rx-driver", b, Count::new(done_tx))?;
+    let (tx_conn, tx_thread) = driver("tx-driver", a, Quiet)?;
     let template = vec![0xA5u8; aux];
 
     let before = cpu_times()?;
@@ -118,7 +71,7 @@ fn main() -> Res<()> {
     let mut marker = Message::new(cmd::DBG_SHELL);
     marker.hdr.msgid = MARKER;
     tx_conn.with_link(|l| l.send_oneway(marker))?;
-    let n = done_rx.recv_timeout(Duration::from_secs(300))?;
+    let (n, _) = done_rx.recv_timeout(Duration::from_secs(300))?;
     let wall = start.elapsed().as_secs_f64();
     let after = cpu_times()?;
 

@@ -23,8 +23,11 @@
 //! move much less with the load. With `c` CPU-seconds per GB and two idle
 //! cores, the link cannot exceed `2 / c` GB/s.
 
+mod common;
+
+use common::{Count, Quiet, Res, MARKER};
 use dmsg::crypto::{generate_keys, ChunkOpener, ChunkSealer, KeyDir, OsRandom, SessionKey};
-use dmsg::link::{Event, Link, LinkError};
+use dmsg::link::{Link, LinkError};
 use dmsg::runtime::crypto::{negotiate, DEFAULT_HANDSHAKE_TIMEOUT};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
 use dmsg::wire::cmd;
@@ -36,41 +39,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
 /// CPU time of `clock` so far, in seconds.
 fn cpu_secs(clock: ClockId) -> f64 {
     let t = clock_gettime(clock);
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// Msgid of the one-way message that ends a measurement.
-const MARKER: u64 = u64::MAX;
 /// Messages queued per `Conn::with_link` call.
 const PER_LOCK: usize = 64;
-
-/// Counts one-way messages until the marker.
-struct Count {
-    n: u64,
-    done: Option<mpsc::Sender<(u64, Instant)>>,
-}
-
-impl Handler for Count {
-    fn event(&mut self, _: &Conn, ev: Event) {
-        if let Event::Message { msg, txn: None } = ev {
-            if msg.hdr.msgid == MARKER {
-                if let Some(d) = self.done.take() {
-                    let _ = d.send((self.n, Instant::now()));
-                }
-            } else {
-                self.n += 1;
-            }
-        }
-    }
-}
-
-struct Quiet;
-impl Handler for Quiet {}
 
 /// A temporary key directory (removed on drop) whose own public key is
 /// also trusted, or marked plaintext, for 127.0.0.1.
@@ -152,15 +128,7 @@ fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(Rate, bool)> {
     });
     let (srv, _) = l.accept()?;
     let (done_tx, done_rx) = mpsc::channel();
-    let (rx_conn, rx_thread, enc_rx) = driver(
-        srv,
-        &dir,
-        Count {
-            n: 0,
-            done: Some(done_tx),
-        },
-        "rx-driver",
-    )?;
+    let (rx_conn, rx_thread, enc_rx) = driver(srv, &dir, Count::new(done_tx), "rx-driver")?;
     let (tx_conn, tx_thread, enc_tx) = client.join().map_err(|_| "client panicked")??;
     if enc_rx != enc_tx {
         return Err("the two ends disagree on encryption".into());

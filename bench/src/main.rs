@@ -5,7 +5,10 @@
 //! Run with `cargo run --release -p dmsg-bench` (about 20 seconds).
 //! `DMSG_BENCH_SECS` sets the length of each measurement (default 1.0).
 
-use dmsg::link::{Event, Link, LinkError};
+mod common;
+
+use common::{driver, named, Count, Quiet, Res, MARKER};
+use dmsg::link::{Event, Link};
 use dmsg::runtime::session::Session;
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
 use dmsg::state::Origin;
@@ -17,13 +20,8 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// Msgid of the one-way message that ends a stream measurement.
-const MARKER: u64 = u64::MAX;
 /// Bytes per read, ours and the ceiling's.
 const READ: usize = 256 << 10;
 
@@ -112,62 +110,12 @@ fn raw_ping_pong(dur: Duration) -> Res<Rate> {
 
 // ----- ours ----------------------------------------------------------------
 
-struct Quiet;
-impl Handler for Quiet {}
-
-/// Counts one-way messages until the marker.
-struct Count {
-    n: u64,
-    done: Option<mpsc::Sender<(u64, Instant)>>,
-}
-
-impl Handler for Count {
-    fn event(&mut self, _: &Conn, ev: Event) {
-        if let Event::Message { msg, txn: None } = ev {
-            if msg.hdr.msgid == MARKER {
-                if let Some(d) = self.done.take() {
-                    let _ = d.send((self.n, Instant::now()));
-                }
-            } else {
-                self.n += 1;
-            }
-        }
-    }
-}
-
-/// Spawns a thread with a name (so that profiles tell the threads apart).
-fn named<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    thread::Builder::new()
-        .name(name.to_string())
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("cannot spawn a thread: {e}"))
-}
-
-fn driver<H: Handler + Send + 'static>(
-    name: &str,
-    sock: UnixStream,
-    mut h: H,
-) -> Res<(Conn, thread::JoinHandle<LinkError>)> {
-    let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
-    Ok((conn, named(name, move || d.run(&mut h))))
-}
-
 /// One-way messages of `aux` bytes sent from a user thread, `per_lock` per
 /// call of `Conn::with_link`, counted by the receiving driver.
 fn ours_stream(aux: usize, per_lock: usize, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
     let (done_tx, done_rx) = mpsc::channel();
-    let (rx_conn, rx_thread) = driver(
-        "rx-driver",
-        b,
-        Count {
-            n: 0,
-            done: Some(done_tx),
-        },
-    )?;
+    let (rx_conn, rx_thread) = driver("rx-driver", b, Count::new(done_tx))?;
     let (tx_conn, tx_thread) = driver("tx-driver", a, Quiet)?;
     let template = vec![0xA5u8; aux];
     let start = Instant::now();
