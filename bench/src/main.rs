@@ -108,6 +108,65 @@ fn raw_ping_pong(dur: Duration) -> Res<Rate> {
     Ok(Rate::new(n, 64, secs))
 }
 
+/// The raw ping-pong as an event loop that also watches a wakeup fd runs
+/// it: each side sleeps in `epoll_wait` on its socket and an eventfd, then
+/// reads and answers. No dmsg code: what sleeping in a wait set instead of
+/// a blocking `read` costs on this machine. Printed for reference, not a
+/// ceiling.
+fn raw_ping_pong_epoll(dur: Duration) -> Res<Rate> {
+    use rustix::event::{epoll, eventfd, EventfdFlags};
+    use rustix::net::{recv, send, RecvFlags, SendFlags};
+
+    /// One side: sleep, read one frame, answer it; the initiator stops
+    /// `until`, the echo at the end of the stream. Returns the frames read.
+    fn side(s: &UnixStream, initiator: bool, until: Option<Instant>) -> std::io::Result<u64> {
+        let wake = eventfd(0, EventfdFlags::NONBLOCK)?;
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&ep, s, epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
+        epoll::add(
+            &ep,
+            &wake,
+            epoll::EventData::new_u64(1),
+            epoll::EventFlags::IN,
+        )?;
+        s.set_nonblocking(true)?;
+        let mut f = [7u8; 64];
+        let mut events = [epoll::Event {
+            flags: epoll::EventFlags::empty(),
+            data: epoll::EventData::new_u64(0),
+        }; 2];
+        let mut n = 0u64;
+        if initiator {
+            send(s, &f, SendFlags::NOSIGNAL)?;
+        }
+        loop {
+            epoll::wait(&ep, &mut events[..], None)?;
+            let got = match recv(s, &mut f, RecvFlags::empty()) {
+                Ok((got, _)) => got,
+                Err(rustix::io::Errno::AGAIN) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if got == 0 {
+                return Ok(n);
+            }
+            n += 1;
+            if until.is_some_and(|t| Instant::now() >= t) {
+                return Ok(n);
+            }
+            send(s, &f, SendFlags::NOSIGNAL)?;
+        }
+    }
+
+    let (a, b) = UnixStream::pair()?;
+    let echo = named("raw-epoll-echo", move || side(&b, false, None));
+    let start = Instant::now();
+    let n = side(&a, true, Some(start + dur))?;
+    let secs = start.elapsed().as_secs_f64();
+    a.shutdown(Shutdown::Both)?;
+    echo.join().map_err(|_| "echo panicked")??;
+    Ok(Rate::new(n, 64, secs))
+}
+
 // ----- ours ----------------------------------------------------------------
 
 /// One-way messages of `aux` bytes sent from a user thread, `per_lock` per
@@ -334,6 +393,14 @@ fn main() -> Res<()> {
     );
     let raw = raw_ping_pong(dur)?;
     ceiling("  raw ping-pong, 64-byte frames", raw, "rt/s");
+    let r = raw_ping_pong_epoll(dur)?;
+    line(
+        "  raw ping-pong, each side sleeping in epoll",
+        r,
+        raw,
+        "rt/s",
+        None,
+    );
     let r = ours_round_trips(1, dur)?;
     line(
         "  dmsg, driver callbacks, 1 in flight",
