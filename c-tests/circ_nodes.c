@@ -542,20 +542,6 @@ circ_closed(void)
 	return circ_deletes >= 1 && far_deletes >= 1;
 }
 
-static struct svc *all_svcs[16];
-static int nsvcs;
-
-static int
-all_exited(void)
-{
-	int i;
-
-	for (i = 0; i < nsvcs; i++)
-		if (!all_svcs[i]->exited)
-			return 0;
-	return 1;
-}
-
 /* The msgid of the SLink line after "(label)" in the tree text, or 0. */
 static unsigned long long
 tree_msgid(const char *text, const char *label)
@@ -580,7 +566,7 @@ tree_msgid(const char *text, const char *label)
 int
 main(void)
 {
-	struct svc svc_ab, svc_ba, svc_bc, svc_cb, svc_k[NNODES], svc_cl;
+	struct svc svc_line[4], svc_k[NNODES], svc_cl;
 	int ab[2], bc[2], cl[2], kfd[NNODES][2];
 	pthread_t client_thread;
 	unsigned long long msgid;
@@ -598,20 +584,12 @@ main(void)
 		CHECK(nodes[i] != NULL);
 	}
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ab) != 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, bc) != 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, cl) != 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, cl) != 0) {
 		perror("socketpair");
 		return 1;
 	}
-	svc_start(&svc_ab, nodes[0], ab[0], "A:B");
-	svc_start(&svc_ba, nodes[1], ab[1], "B:A");
-	svc_start(&svc_bc, nodes[1], bc[0], "B:C");
-	svc_start(&svc_cb, nodes[2], bc[1], "C:B");
-	all_svcs[nsvcs++] = &svc_ab;
-	all_svcs[nsvcs++] = &svc_ba;
-	all_svcs[nsvcs++] = &svc_bc;
-	all_svcs[nsvcs++] = &svc_cb;
+	if (line_start(nodes, svc_line, ab, bc) != 0)
+		return 1;
 
 	for (i = 1; i < NNODES; i++) {
 		char label[16];
@@ -622,7 +600,6 @@ main(void)
 		}
 		snprintf(label, sizeof(label), "%c:kernel", 'A' + i);
 		svc_start(&svc_k[i], nodes[i], kfd[i][0], label);
-		all_svcs[nsvcs++] = &svc_k[i];
 		kern[i].index = i;
 		kern[i].fd = kfd[i][1];
 		dmsg_iocom_init(&kern[i].iocom, kern[i].fd, -1, NULL,
@@ -642,7 +619,6 @@ main(void)
 
 	/* The tree at A, then "circ <msgid of node-c's span at A>". */
 	svc_start(&svc_cl, nodes[0], cl[0], "A:client");
-	all_svcs[nsvcs++] = &svc_cl;
 	dmsg_iocom_init(&client_io, cl[1], -1, NULL, client_rcvmsg, NULL, NULL);
 	if (pthread_create(&client_thread, NULL, client_main, NULL) != 0) {
 		perror("pthread_create");

@@ -243,20 +243,6 @@ cut_seen(void)
 	return dels[0][2] && dels[1][2] && dels[2][0] && dels[2][1];
 }
 
-static struct svc *all_svcs[16];
-static int nsvcs;
-
-static int
-all_exited(void)
-{
-	int i;
-
-	for (i = 0; i < nsvcs; i++)
-		if (!all_svcs[i]->exited)
-			return 0;
-	return 1;
-}
-
 /* The dist of the SLink line after "(label)" in the tree text, or -1;
  * its msgid in *msgid. */
 static int
@@ -281,7 +267,7 @@ tree_dist(const char *text, const char *label, unsigned long long *msgid)
 int
 main(void)
 {
-	struct svc svc_ab, svc_ba, svc_bc, svc_cb, svc_k[NNODES], svc_cl;
+	struct svc svc_line[4], svc_k[NNODES], svc_cl;
 	struct kernel kern[NNODES];
 	int ab[2], bc[2], cl[2], kfd[NNODES][2];
 	pthread_t client_thread;
@@ -301,20 +287,12 @@ main(void)
 	}
 	CHECK(dmsg_node_current() == NULL);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ab) != 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, bc) != 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM, 0, cl) != 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, cl) != 0) {
 		perror("socketpair");
 		return 1;
 	}
-	svc_start(&svc_ab, nodes[0], ab[0], "A:B");
-	svc_start(&svc_ba, nodes[1], ab[1], "B:A");
-	svc_start(&svc_bc, nodes[1], bc[0], "B:C");
-	svc_start(&svc_cb, nodes[2], bc[1], "C:B");
-	all_svcs[nsvcs++] = &svc_ab;
-	all_svcs[nsvcs++] = &svc_ba;
-	all_svcs[nsvcs++] = &svc_bc;
-	all_svcs[nsvcs++] = &svc_cb;
+	if (line_start(nodes, svc_line, ab, bc) != 0)
+		return 1;
 
 	for (i = 0; i < NNODES; i++) {
 		char label[16];
@@ -325,7 +303,6 @@ main(void)
 		}
 		snprintf(label, sizeof(label), "%c:kernel", 'A' + i);
 		svc_start(&svc_k[i], nodes[i], kfd[i][0], label);
-		all_svcs[nsvcs++] = &svc_k[i];
 		memset(&kern[i], 0, sizeof(kern[i]));
 		kern[i].index = i;
 		kern[i].fd = kfd[i][1];
@@ -348,7 +325,6 @@ main(void)
 
 	/* The tree at A, through A's master service and its shell. */
 	svc_start(&svc_cl, nodes[0], cl[0], "A:client");
-	all_svcs[nsvcs++] = &svc_cl;
 	dmsg_iocom_init(&client_io, cl[1], -1, NULL, client_rcvmsg, NULL, NULL);
 	if (pthread_create(&client_thread, NULL, client_main, NULL) != 0) {
 		perror("pthread_create");

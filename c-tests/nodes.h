@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include <dmsg.h>
 
@@ -81,11 +82,33 @@ svc_main(void *arg)
 	return dmsg_master_service_node(s->node, s->info);
 }
 
-/* Starts a master service thread for fd on node. */
+/* Every service thread started, for all_exited() and the final joins. */
+static struct svc *all_svcs[16];
+static int nsvcs;
+
+/* Whether every service thread started has exited. */
+static inline int
+all_exited(void)
+{
+	int i;
+
+	for (i = 0; i < nsvcs; i++)
+		if (!all_svcs[i]->exited)
+			return 0;
+	return 1;
+}
+
+/* Starts a master service thread for fd on node, and records it. */
 static inline void
 svc_start(struct svc *s, dmsg_node_t *node, int fd, const char *label)
 {
 	dmsg_master_service_info_t *info = calloc(1, sizeof(*info));
+
+	if (nsvcs == (int)(sizeof(all_svcs) / sizeof(all_svcs[0]))) {
+		fprintf(stderr, "svc_start: more than %d services\n", nsvcs);
+		exit(1);
+	}
+	all_svcs[nsvcs++] = s;
 
 	info->fd = fd;
 	info->altfd = -1;
@@ -100,6 +123,27 @@ svc_start(struct svc *s, dmsg_node_t *node, int fd, const char *label)
 		perror("pthread_create");
 		exit(1);
 	}
+}
+
+/*
+ * The line A - B - C: a socketpair per link (ab, bc: the tests cut a
+ * link by shutting its first fd down) and a master service at each end
+ * (svc[0..3] are A:B, B:A, B:C, C:B). Returns -1 if a socketpair cannot
+ * be made.
+ */
+static inline int
+line_start(dmsg_node_t *nodes[3], struct svc svc[4], int ab[2], int bc[2])
+{
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ab) != 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM, 0, bc) != 0) {
+		perror("socketpair");
+		return -1;
+	}
+	svc_start(&svc[0], nodes[0], ab[0], "A:B");
+	svc_start(&svc[1], nodes[1], ab[1], "B:A");
+	svc_start(&svc[2], nodes[1], bc[0], "B:C");
+	svc_start(&svc[3], nodes[2], bc[1], "C:B");
+	return 0;
 }
 
 /* A distinct uuid per (a, b). */
