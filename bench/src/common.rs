@@ -3,8 +3,9 @@
 //! Each binary includes it as a module and uses a part of it.
 #![allow(dead_code)]
 
-use dmsg::link::{Event, Link, LinkError};
+use dmsg::link::{Event, Link, LinkError, SendError};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
+use dmsg::wire::{cmd, Message};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::thread;
@@ -72,4 +73,27 @@ pub fn driver<H: Handler + Send + 'static>(
 ) -> Res<(Conn, thread::JoinHandle<LinkError>)> {
     let (mut d, conn) = Driver::new(sock.into(), None, Link::default(), DriverConfig::default())?;
     Ok((conn, named(name, move || d.run(&mut h))))
+}
+
+/// Queues `per_lock` one-way `DBG_SHELL` messages in one call of
+/// `Conn::with_link`, each with its own copy of `aux` (the user's cost of
+/// producing the data).
+pub fn send_batch(conn: &Conn, aux: &[u8], per_lock: usize) -> Res<()> {
+    conn.with_link(|l| {
+        for _ in 0..per_lock {
+            let mut m = Message::new(cmd::DBG_SHELL);
+            m.aux = aux.to_vec();
+            l.send_oneway(m)?;
+        }
+        Ok::<_, SendError>(())
+    })?;
+    Ok(())
+}
+
+/// Queues the message that ends a measurement (see [`Count`]).
+pub fn send_marker(conn: &Conn) -> Res<()> {
+    let mut marker = Message::new(cmd::DBG_SHELL);
+    marker.hdr.msgid = MARKER;
+    conn.with_link(|l| l.send_oneway(marker))?;
+    Ok(())
 }

@@ -19,9 +19,7 @@
 
 mod common;
 
-use common::{driver, Count, Quiet, Res, MARKER};
-use dmsg::link::SendError;
-use dmsg::wire::{cmd, Message};
+use common::{driver, send_batch, send_marker, Count, Quiet, Res};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -58,19 +56,10 @@ fn main() -> Res<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < count {
-        tx_conn.with_link(|l| {
-            for _ in 0..per_lock {
-                let mut m = Message::new(cmd::DBG_SHELL);
-                m.aux = template.clone();
-                l.send_oneway(m)?;
-            }
-            Ok::<_, SendError>(())
-        })?;
+        send_batch(&tx_conn, &template, per_lock)?;
         sent += per_lock as u64;
     }
-    let mut marker = Message::new(cmd::DBG_SHELL);
-    marker.hdr.msgid = MARKER;
-    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    send_marker(&tx_conn)?;
     let (n, _) = done_rx.recv_timeout(Duration::from_secs(300))?;
     let wall = start.elapsed().as_secs_f64();
     let after = cpu_times()?;

@@ -25,13 +25,11 @@
 
 mod common;
 
-use common::{Count, Quiet, Res, MARKER};
+use common::{send_batch, send_marker, Count, Quiet, Res};
 use dmsg::crypto::{generate_keys, ChunkOpener, ChunkSealer, KeyDir, OsRandom, SessionKey};
 use dmsg::link::{Link, LinkError};
 use dmsg::runtime::crypto::{negotiate, DEFAULT_HANDSHAKE_TIMEOUT};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
-use dmsg::wire::cmd;
-use dmsg::wire::Message;
 use rustix::time::{clock_gettime, ClockId};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -138,19 +136,10 @@ fn stream(keys: &TempKeys, aux: usize, dur: Duration) -> Res<(Rate, bool)> {
     let start = Instant::now();
     while start.elapsed() < dur {
         for _ in 0..16 {
-            tx_conn.with_link(|l| {
-                for _ in 0..PER_LOCK {
-                    let mut m = Message::new(cmd::DBG_SHELL);
-                    m.aux = template.clone();
-                    l.send_oneway(m)?;
-                }
-                Ok::<_, dmsg::link::SendError>(())
-            })?;
+            send_batch(&tx_conn, &template, PER_LOCK)?;
         }
     }
-    let mut marker = Message::new(cmd::DBG_SHELL);
-    marker.hdr.msgid = MARKER;
-    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    send_marker(&tx_conn)?;
     let (n, end) = done_rx.recv_timeout(Duration::from_secs(60))?;
     let cpu = (cpu_secs(ClockId::ProcessCPUTime) - cpu_start).max(1e-9);
     let secs = end.duration_since(start).as_secs_f64().max(1e-9);

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{driver, named, Count, Quiet, Res, MARKER};
+use common::{driver, named, send_batch, send_marker, Count, Quiet, Res};
 use dmsg::link::{Event, Link};
 use dmsg::runtime::session::Session;
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
@@ -180,19 +180,10 @@ fn ours_stream(aux: usize, per_lock: usize, dur: Duration) -> Res<Rate> {
     let start = Instant::now();
     while start.elapsed() < dur {
         for _ in 0..(1024 / per_lock).max(1) {
-            tx_conn.with_link(|l| {
-                for _ in 0..per_lock {
-                    let mut m = Message::new(cmd::DBG_SHELL);
-                    m.aux = template.clone();
-                    l.send_oneway(m)?;
-                }
-                Ok::<_, dmsg::link::SendError>(())
-            })?;
+            send_batch(&tx_conn, &template, per_lock)?;
         }
     }
-    let mut marker = Message::new(cmd::DBG_SHELL);
-    marker.hdr.msgid = MARKER;
-    tx_conn.with_link(|l| l.send_oneway(marker))?;
+    send_marker(&tx_conn)?;
     let (n, end) = done_rx.recv_timeout(Duration::from_secs(60))?;
     let secs = end.duration_since(start).as_secs_f64();
     tx_conn.shutdown();
