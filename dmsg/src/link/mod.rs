@@ -155,6 +155,13 @@ impl Link {
         !self.events.is_empty()
     }
 
+    /// True while a transaction we opened has received nothing from the
+    /// peer yet: an answer is awaited (a driver polls for it briefly
+    /// before it sleeps, see [`crate::runtime::DriverConfig::answer_poll`]).
+    pub fn awaits_answer(&self) -> bool {
+        self.txns.awaits_answer()
+    }
+
     fn dispatch(&mut self, msg: Message) {
         let circuit = msg.hdr.circuit;
         if circuit != 0 {
@@ -217,11 +224,9 @@ impl Link {
                     self.events.push_back(Event::Message { msg, txn: None });
                     return;
                 };
-                let Some(t) = self.txns.get_mut(id) else {
+                let Some(info) = self.txns.mark_received(id, c & (CREATE | DELETE)) else {
                     return;
                 };
-                t.rxcmd |= c & (CREATE | DELETE);
-                let info = *t;
                 self.events.push_back(Event::Message {
                     msg,
                     txn: Some(info),
@@ -260,13 +265,13 @@ impl Link {
     /// already), and the peer gets our DELETE (unless ours was sent, or the
     /// link is down).
     fn fail_txn(&mut self, id: TxnId, local_error: u32, peer_error: u32) {
-        let Some(t) = self.txns.get_mut(id) else {
+        let Some(&before) = self.txns.get(id) else {
             return;
         };
-        let before = *t;
-        t.rxcmd |= CREATE | DELETE;
-        t.txcmd |= CREATE | DELETE;
-        let after = *t;
+        self.txns.mark_sent(id, CREATE | DELETE);
+        let Some(after) = self.txns.mark_received(id, CREATE | DELETE) else {
+            return;
+        };
         if !before.rx_closed() {
             let mut flags = ABORT | DELETE;
             if before.origin == Origin::Local {
@@ -394,7 +399,7 @@ impl Link {
         if self.down.is_some() {
             return Err(SendError::LinkDown);
         }
-        let t = self.txns.get_mut(id).ok_or(SendError::UnknownTxn(id))?;
+        let t = *self.txns.get(id).ok_or(SendError::UnknownTxn(id))?;
         if t.tx_closed() {
             return Err(SendError::Closed(id));
         }
@@ -409,11 +414,14 @@ impl Link {
         msg.hdr.cmd = c;
         msg.hdr.msgid = t.msgid;
         msg.hdr.circuit = t.circuit;
-        let refused_circ = c & DELETE != 0 && announces_circuit(t);
+        let refused_circ = c & DELETE != 0 && announces_circuit(&t);
         let circ_id = t.msgid;
         self.tx.push(&mut self.encoder, msg)?;
-        t.txcmd |= c & (CREATE | DELETE);
-        if t.is_done() {
+        if self
+            .txns
+            .mark_sent(id, c & (CREATE | DELETE))
+            .is_some_and(|t| t.is_done())
+        {
             self.free(id);
         }
         if refused_circ {
@@ -542,9 +550,7 @@ impl Link {
         }
         let on_it = self.txns.ids(|t| t.circuit == id);
         for t in on_it {
-            if let Some(info) = self.txns.get_mut(t) {
-                info.txcmd |= CREATE | DELETE;
-            }
+            self.txns.mark_sent(t, CREATE | DELETE);
             self.fail_txn(t, error, error);
         }
     }

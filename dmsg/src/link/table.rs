@@ -13,6 +13,7 @@
 //!   cannot see the key cannot pick colliding msgids).
 
 use crate::state::{Origin, TxnId, TxnInfo};
+use crate::wire::cmd::CREATE;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -72,6 +73,13 @@ pub(crate) struct Table {
     ours: HashMap<Wire, TxnId, Ids>,
     /// Transactions the peer opened ([`Origin::Remote`]).
     theirs: HashMap<Wire, TxnId, RandomState>,
+    /// How many of them are [`unanswered`].
+    unanswered: usize,
+}
+
+/// A transaction we opened that has received nothing from the peer yet.
+fn unanswered(t: &TxnInfo) -> bool {
+    t.origin == Origin::Local && t.rxcmd & CREATE == 0
 }
 
 impl Table {
@@ -102,9 +110,25 @@ impl Table {
         self.txns.get(&id)
     }
 
-    /// The transaction `id`, to change its flags.
-    pub(crate) fn get_mut(&mut self, id: TxnId) -> Option<&mut TxnInfo> {
-        self.txns.get_mut(&id)
+    /// Adds `flags` to what transaction `id` has sent; returns it as it
+    /// is now.
+    pub(crate) fn mark_sent(&mut self, id: TxnId, flags: u32) -> Option<TxnInfo> {
+        let t = self.txns.get_mut(&id)?;
+        t.txcmd |= flags;
+        Some(*t)
+    }
+
+    /// Adds `flags` to what transaction `id` has received; returns it as
+    /// it is now.
+    pub(crate) fn mark_received(&mut self, id: TxnId, flags: u32) -> Option<TxnInfo> {
+        let t = self.txns.get_mut(&id)?;
+        let was = unanswered(t);
+        t.rxcmd |= flags;
+        let info = *t;
+        if was && !unanswered(&info) {
+            self.unanswered -= 1;
+        }
+        Some(info)
     }
 
     /// Adds a transaction (its id and wire identity are not in use).
@@ -117,6 +141,9 @@ impl Table {
             Origin::Local => self.ours.insert(key, info.id),
             Origin::Remote => self.theirs.insert(key, info.id),
         };
+        if unanswered(&info) {
+            self.unanswered += 1;
+        }
         self.txns.insert(info.id, info);
     }
 
@@ -131,7 +158,16 @@ impl Table {
             Origin::Local => self.ours.remove(&key),
             Origin::Remote => self.theirs.remove(&key),
         };
+        if unanswered(&t) {
+            self.unanswered -= 1;
+        }
         Some(t)
+    }
+
+    /// Whether some transaction we opened has had no answer from the peer
+    /// yet (nothing received on it).
+    pub(crate) fn awaits_answer(&self) -> bool {
+        self.unanswered > 0
     }
 
     /// The ids of the transactions that `keep` selects, oldest first.
