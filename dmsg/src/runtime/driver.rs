@@ -1,8 +1,9 @@
 //! [`Driver`]: the poll loop that runs a [`Link`] over a real fd.
 
+use super::answer_poll::AnswerPoll;
 use super::conn::{Conn, Locked, Shared};
 use super::crypto::CryptoStage;
-use super::waitset::{Fds, WaitSet, Want};
+use super::waitset::{Fds, Ready, WaitSet, Want};
 use super::wakeup::Wakeup;
 use crate::crypto::Session;
 use crate::link::txqueue::TxQueue;
@@ -15,7 +16,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Most slices handed to one `writev`. The queue packs small frames into
 /// 64 KiB buffers, so this covers several megabytes, more than a socket
@@ -35,6 +36,13 @@ pub struct DriverConfig {
     /// sleeps in `epoll`). `None` (the default) sleeps until something
     /// happens: every request of a [`Conn`] wakes the driver.
     pub poll_timeout: Option<Duration>,
+    /// Longest time the driver polls its fds without sleeping while a
+    /// transaction it opened awaits its answer (see
+    /// [`Link::awaits_answer`]). The window adapts, from nothing up to
+    /// this, to how fast answers come, so that a slow or idle peer costs
+    /// no polling. Sleeping instead costs a round trip a wakeup on each
+    /// side. Default 50 µs; `Duration::ZERO` never polls.
+    pub answer_poll: Duration,
 }
 
 impl Default for DriverConfig {
@@ -43,6 +51,7 @@ impl Default for DriverConfig {
             tx_limit: 4 << 20,
             read_buffer: 256 << 10,
             poll_timeout: None,
+            answer_poll: Duration::from_micros(50),
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct Driver {
     conn: Conn,
     /// How [`Driver::wait`] sleeps (see [`super::waitset`]).
     waitset: WaitSet,
+    /// How long [`Driver::wait`] polls first while an answer is awaited.
+    answer_poll: AnswerPoll,
     rbuf: Vec<u8>,
     timeout: Option<Timespec>,
     /// Bytes taken from the link's queue, being written without the lock.
@@ -209,6 +220,8 @@ struct Sync {
     took_all: bool,
     /// The transmit queue is over its limit: do not read.
     throttled: bool,
+    /// A transaction we opened awaits its answer ([`Link::awaits_answer`]).
+    awaits_answer: bool,
 }
 
 impl Driver {
@@ -265,6 +278,7 @@ impl Driver {
             sock,
             is_socket,
             waitset,
+            answer_poll: AnswerPoll::new(cfg.answer_poll),
             poll_alt: alt.is_some(),
             alt,
             conn: conn.clone(),
@@ -398,7 +412,7 @@ impl Driver {
                 // waiting for the queue to drain.
                 continue;
             }
-            self.wait(h, flush.blocked, sync.throttled);
+            self.wait(h, flush.blocked, sync);
         }
     }
 
@@ -560,7 +574,8 @@ impl Driver {
     }
 
     /// Sleeps (see [`super::waitset`]) and does the I/O it reports.
-    fn wait<H: Handler + ?Sized>(&mut self, h: &mut H, blocked: bool, throttled: bool) {
+    fn wait<H: Handler + ?Sized>(&mut self, h: &mut H, blocked: bool, sync: Sync) {
+        let throttled = sync.throttled;
         if self.read_again > 0 && !throttled {
             // The last read filled the buffer: more is very likely there,
             // so read again without sleeping (a bounded number of
@@ -586,8 +601,34 @@ impl Driver {
             write: blocked,
             unread: self.unread,
         };
-        let ready = match self.waitset.wait(fds, want, self.timeout.as_ref()) {
-            Ok(r) => r,
+        // Polling for an answer only makes sense where the wait would sleep
+        // for input.
+        let started =
+            (sync.awaits_answer && want.read && !want.write && !want.unread).then(Instant::now);
+        let mut ready = Ok(Ready::default());
+        if let Some(t0) = started {
+            let window = self.answer_poll.window();
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while ready == Ok(Ready::default()) && t0.elapsed() < window {
+                // The peer (or whatever else is runnable here) goes first
+                // when it shares this CPU: polling must not delay it.
+                std::thread::yield_now();
+                ready = self.waitset.wait(fds, want, Some(&now));
+            }
+        }
+        if ready == Ok(Ready::default()) {
+            ready = self.waitset.wait(fds, want, self.timeout.as_ref());
+        }
+        let ready = match ready {
+            Ok(r) => {
+                if let (Some(t0), true) = (started, r.sock_read) {
+                    self.answer_poll.answered_after(t0.elapsed());
+                }
+                r
+            }
             Err(Errno::INTR) => return,
             Err(e) => {
                 self.conn
@@ -716,6 +757,7 @@ fn sync_locked(
         shared.drained.notify_all();
     }
     Sync {
+        awaits_answer: g.link.awaits_answer(),
         waiters: g.waiters > 0,
         took_all,
         // Reading stops only at twice the limit: other threads already

@@ -28,7 +28,10 @@
 //!            can be waiting for the report (the next hold of the lock
 //!            makes it; see the comment of Driver::may_sleep_unreported)
 //!      sleep (a persistent epoll set on Linux, where a stream socket is
-//!           edge-triggered and read until drained; poll elsewhere) on
+//!           edge-triggered and read until drained; poll elsewhere; while
+//!           a transaction we opened awaits its answer, the same fds are
+//!           first polled without sleeping for an adaptive window of at
+//!           most DriverConfig::answer_poll, see answer_poll.rs) on
 //!           wakeup fd: IN,
 //!           socket: IN unless throttled, OUT if the last write blocked,
 //!           alt fd: IN while it has not hung up
@@ -149,6 +152,7 @@
 //! assert_eq!(client.wait_down(), LinkError::Eof);
 //! ```
 
+mod answer_poll;
 mod conn;
 pub mod crypto;
 mod driver;

@@ -137,11 +137,20 @@ impl fmt::Debug for Transaction {
 impl Session {
     /// Runs a link with default settings over `stream` (a `UnixStream`,
     /// `TcpStream`, or any connected stream fd) on a new thread.
+    ///
+    /// The driver does not poll for answers
+    /// ([`DriverConfig::answer_poll`] is zero): here an answer goes on to
+    /// a user thread, whose own wakeup dominates a round trip, and
+    /// polling measured slower (by about a tenth, with 40% more CPU per
+    /// round trip on two cores).
     pub fn spawn(stream: impl Into<OwnedFd>) -> io::Result<Session> {
         Session::spawn_with(
             stream,
             Link::new(LinkConfig::default()),
-            DriverConfig::default(),
+            DriverConfig {
+                answer_poll: Duration::ZERO,
+                ..DriverConfig::default()
+            },
         )
     }
 
