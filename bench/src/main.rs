@@ -32,6 +32,8 @@ struct Rate {
     ops: f64,
     /// Bytes on the wire per second.
     bytes: f64,
+    /// Operations counted.
+    n: u64,
 }
 
 impl Rate {
@@ -40,6 +42,7 @@ impl Rate {
         Rate {
             ops: ops as f64 / secs,
             bytes: (ops as f64) * (bytes_each as f64) / secs,
+            n: ops,
         }
     }
 }
@@ -254,10 +257,10 @@ impl Handler for Initiator {
 }
 
 /// Round trips driven from the driver's callbacks on both ends.
-fn ours_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
+fn ours_round_trips(depth: usize, cfg: DriverConfig, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
     let (_srv_conn, srv) = driver("responder", b, Responder)?;
-    let (mut d, conn) = Driver::new(a.into(), None, Link::default(), DriverConfig::default())?;
+    let (mut d, conn) = Driver::new(a.into(), None, Link::default(), cfg)?;
     let mut init = Initiator {
         depth,
         done: 0,
@@ -277,11 +280,15 @@ fn ours_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
 }
 
 /// Round trips through the session API: a user thread opens a transaction
-/// and waits on its channel for the reply.
-fn session_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
+/// and waits on its channel for the reply. With `cfg`, the session runs
+/// with those driver settings instead of those of `Session::spawn`.
+fn session_round_trips(depth: usize, cfg: Option<DriverConfig>, dur: Duration) -> Res<Rate> {
     let (a, b) = UnixStream::pair()?;
     let (srv_conn, srv) = driver("responder", b, Responder)?;
-    let client = Session::spawn(a)?;
+    let client = match cfg {
+        Some(cfg) => Session::spawn_with(a, Link::default(), cfg)?,
+        None => Session::spawn(a)?,
+    };
     let ping = || client.open(Message::new(cmd::LNK_PING | CREATE | DELETE));
     let mut inflight = VecDeque::new();
     for _ in 0..depth {
@@ -307,6 +314,11 @@ fn session_round_trips(depth: usize, dur: Duration) -> Res<Rate> {
 // ----- report --------------------------------------------------------------
 
 fn line(what: &str, r: Rate, ceiling: Rate, unit: &str, target: Option<f64>) {
+    line_with(what, r, ceiling, unit, target, "");
+}
+
+/// [`line`] followed by `note`.
+fn line_with(what: &str, r: Rate, ceiling: Rate, unit: &str, target: Option<f64>, note: &str) {
     let ratio = r.ops / ceiling.ops;
     let verdict = match target {
         Some(t) if ratio >= t => format!("  (target {:.0}%: met)", t * 100.0),
@@ -314,7 +326,7 @@ fn line(what: &str, r: Rate, ceiling: Rate, unit: &str, target: Option<f64>) {
         None => String::new(),
     };
     println!(
-        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   {:>5.1}% of ceiling{verdict}",
+        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   {:>5.1}% of ceiling{note}{verdict}",
         r.ops,
         r.bytes / 1e6,
         ratio * 100.0
@@ -322,11 +334,38 @@ fn line(what: &str, r: Rate, ceiling: Rate, unit: &str, target: Option<f64>) {
 }
 
 fn ceiling(what: &str, r: Rate, unit: &str) {
+    ceiling_with(what, r, unit, "");
+}
+
+/// [`ceiling`] followed by `note`.
+fn ceiling_with(what: &str, r: Rate, unit: &str, note: &str) {
     println!(
-        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   (ceiling)",
+        "{what:<44} {:>12.0} {unit:<5} {:>9.1} MB/s   (ceiling){note}",
         r.ops,
         r.bytes / 1e6
     );
+}
+
+/// One figure to measure.
+type Measure<'a> = dyn Fn() -> Res<Rate> + 'a;
+
+/// Runs `f` and also returns the CPU time the whole process used per
+/// operation it counted, in microseconds.
+fn with_cpu(f: impl FnOnce() -> Res<Rate>) -> Res<(Rate, f64)> {
+    use rustix::time::{clock_gettime, ClockId};
+    let cpu = || {
+        let t = clock_gettime(ClockId::ProcessCPUTime);
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    };
+    let c0 = cpu();
+    let r = f()?;
+    let per = (cpu() - c0) / (r.n.max(1) as f64);
+    Ok((r, per * 1e6))
+}
+
+/// The CPU time per round trip, as the note of a line.
+fn cpu_note(us: f64) -> String {
+    format!("   CPU {us:5.1} µs/rt")
 }
 
 fn main() -> Res<()> {
@@ -382,47 +421,60 @@ fn main() -> Res<()> {
     println!(
         "\nTransaction round trips (LNK_PING CREATE|DELETE -> LNK_ERROR REPLY|CREATE|DELETE):"
     );
-    let raw = raw_ping_pong(dur)?;
-    ceiling("  raw ping-pong, 64-byte frames", raw, "rt/s");
-    let r = raw_ping_pong_epoll(dur)?;
-    line(
-        "  raw ping-pong, each side sleeping in epoll",
-        r,
+    // Each line also gives the CPU time of the whole process per round
+    // trip (both sides; setup included, which is small).
+    let (raw, cpu) = with_cpu(|| raw_ping_pong(dur))?;
+    ceiling_with(
+        "  raw ping-pong, 64-byte frames",
         raw,
         "rt/s",
-        None,
+        &cpu_note(cpu),
     );
-    let r = ours_round_trips(1, dur)?;
-    line(
-        "  dmsg, driver callbacks, 1 in flight",
-        r,
-        raw,
-        "rt/s",
-        Some(0.80),
-    );
-    let r = ours_round_trips(64, dur)?;
-    line(
-        "  dmsg, driver callbacks, 64 in flight",
-        r,
-        raw,
-        "rt/s",
-        None,
-    );
-    let r = session_round_trips(1, dur)?;
-    line(
-        "  dmsg, Session API thread, 1 in flight",
-        r,
-        raw,
-        "rt/s",
-        None,
-    );
-    let r = session_round_trips(64, dur)?;
-    line(
-        "  dmsg, Session API thread, 64 in flight",
-        r,
-        raw,
-        "rt/s",
-        None,
-    );
+    let polling = DriverConfig::default();
+    let sleeping = DriverConfig {
+        answer_poll: Duration::ZERO,
+        ..DriverConfig::default()
+    };
+    let figures: [(&str, &Measure<'_>, Option<f64>); 7] = [
+        (
+            "  raw ping-pong, each side sleeping in epoll",
+            &|| raw_ping_pong_epoll(dur),
+            None,
+        ),
+        (
+            "  dmsg, driver callbacks, 1 in flight",
+            &|| ours_round_trips(1, polling, dur),
+            Some(0.80),
+        ),
+        (
+            "    the same without answer polling",
+            &|| ours_round_trips(1, sleeping, dur),
+            None,
+        ),
+        (
+            "  dmsg, driver callbacks, 64 in flight",
+            &|| ours_round_trips(64, polling, dur),
+            None,
+        ),
+        (
+            "  dmsg, Session API thread, 1 in flight",
+            &|| session_round_trips(1, None, dur),
+            None,
+        ),
+        (
+            "    the same with answer polling",
+            &|| session_round_trips(1, Some(polling), dur),
+            None,
+        ),
+        (
+            "  dmsg, Session API thread, 64 in flight",
+            &|| session_round_trips(64, None, dur),
+            None,
+        ),
+    ];
+    for (what, f, target) in figures {
+        let (r, cpu) = with_cpu(f)?;
+        line_with(what, r, raw, "rt/s", target, &cpu_note(cpu));
+    }
     Ok(())
 }
