@@ -2,10 +2,13 @@
 //! and errors that name the host.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use dmsg::service::{connect, connect_timeout, split_host_port};
+mod service_support;
+
+use dmsg::service::{connect, connect_timeout, connect_unless, split_host_port};
+use service_support::full_listener;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connects with `host` to `listener` and checks the stream reaches it.
 fn check(listener: &TcpListener, host: &str) {
@@ -78,4 +81,32 @@ fn host_forms_and_the_default_port() {
         split_host_port("192.0.2.1").unwrap(),
         ("192.0.2.1".into(), dmsg::wire::LISTEN_PORT)
     );
+}
+
+#[test]
+fn a_hanging_connect_times_out_or_gives_up_soon_after_it_is_asked_to() {
+    let (_l, _queued, addr) = full_listener();
+    let host = addr.to_string();
+    let e = connect_timeout(&host, Duration::from_millis(300)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(e.to_string().starts_with(&format!("{host}: ")), "{e}");
+
+    let start = Instant::now();
+    let asked = start + Duration::from_millis(100);
+    let e = connect_unless(&host, Duration::from_secs(30), || Instant::now() >= asked).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Interrupted, "{e}");
+    assert!(e.to_string().starts_with(&format!("{host}: ")), "{e}");
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+
+    // Not asked to give up, it connects as connect does.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let c = connect_unless(&format!("127.0.0.1:{port}"), Duration::from_secs(5), || {
+        false
+    })
+    .unwrap();
+    assert!(c.nodelay().unwrap());
+    let (_s, peer) = l.accept().unwrap();
+    assert_eq!(peer, c.local_addr().unwrap());
 }

@@ -17,7 +17,7 @@ use service_support::*;
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MEDIA: Uuid = Uuid([0x3d; 16]);
 
@@ -45,8 +45,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with(test_cfg())
+    }
+
+    fn with(cfg: VolconfConfig) -> Rig {
         let (node, rx) = node(1, "a");
-        assert!(node.enable_volconf(test_cfg()));
+        assert!(node.enable_volconf(cfg));
         assert!(!node.enable_volconf(test_cfg()), "only once");
         let (sa, sb) = UnixStream::pair().unwrap();
         let svc = node.serve(sa, ServeOptions::new("kernel")).unwrap();
@@ -264,4 +268,25 @@ fn bad_volconf_change_clear_and_conn_close() {
 
     stop_listener(&b, lb);
     stop_listener(&c, lc);
+}
+
+#[test]
+fn a_shutdown_during_a_hanging_connect_ends_it_at_once() {
+    let rig = Rig::with(VolconfConfig {
+        connect_timeout: Duration::from_secs(60),
+        ..test_cfg()
+    });
+    let (_l, _queued, addr) = full_listener();
+    rig.volconf(1, 1, &format!("span:{addr}"));
+    let s = rig.wait_slot(1, "connecting", |s| s.peer.is_some());
+    assert_eq!((s.connects, s.failures), (0, 0));
+    // Well into the connect (its SYN is dropped: it would take 60 s).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(rig.slot(1).map(|s| (s.connects, s.failures)), Some((0, 0)));
+
+    let start = Instant::now();
+    rig.node.shutdown();
+    let took = start.elapsed();
+    assert_eq!(rig.node.volconf_threads(), 0);
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
 }

@@ -75,7 +75,9 @@ pub mod volconf;
 
 pub use circuit::{Circuit, CircuitCallback, CircuitIncoming, RELAY_WAIT};
 pub use dbg::{circuit_printf, shell_text, NodeShell, Shell, ShellCtx, PRINTF_MAX};
-pub use net::{connect, connect_timeout, split_host_port, ListenerHandle, CONNECT_TIMEOUT};
+pub use net::{
+    connect, connect_timeout, connect_unless, split_host_port, ListenerHandle, CONNECT_TIMEOUT,
+};
 pub use serve::{
     ExitCallback, MessageCallback, Negotiate, ServeOptions, ServiceHandle, TextCallback,
 };

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long [`connect`] tries each address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,22 +78,95 @@ pub fn connect(host: &str) -> io::Result<TcpStream> {
 
 /// [`connect`] with a chosen timeout per address.
 pub fn connect_timeout(host: &str, timeout: Duration) -> io::Result<TcpStream> {
+    connect_unless(host, timeout, || false)
+}
+
+/// How often a connect in progress asks whether to give up.
+const GIVE_UP_CHECK: Duration = Duration::from_millis(20);
+
+/// [`connect_timeout`] that also gives up, with an
+/// [`io::ErrorKind::Interrupted`] error, soon after `give_up` returns true
+/// (it is asked every 20 ms while a connection is being set up; resolving
+/// the name is not interrupted).
+pub fn connect_unless(
+    host: &str,
+    timeout: Duration,
+    give_up: impl Fn() -> bool,
+) -> io::Result<TcpStream> {
     let named = |e: io::Error| io::Error::new(e.kind(), format!("{host}: {e}"));
     let (h, port) = split_host_port(host)?;
     let addrs = (h.as_str(), port).to_socket_addrs().map_err(named)?;
     let mut last = None;
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
+        match connect_addr(a, timeout, &give_up) {
             Ok(s) => {
                 s.set_nodelay(true).map_err(named)?;
                 return Ok(s);
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(named(e)),
             Err(e) => last = Some(e),
         }
     }
     Err(named(last.unwrap_or_else(|| {
         io::Error::new(io::ErrorKind::NotFound, "no address found")
     })))
+}
+
+/// One address of [`connect_unless`]: a non-blocking connect, then waits
+/// for it to finish in steps of [`GIVE_UP_CHECK`].
+fn connect_addr(
+    a: SocketAddr,
+    timeout: Duration,
+    give_up: &impl Fn() -> bool,
+) -> io::Result<TcpStream> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let family = if a.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    match rustix::net::connect(&fd, &a) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::INPROGRESS) | Err(rustix::io::Errno::INTR) => {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if give_up() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "connect given up",
+                    ));
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ));
+                }
+                let step = left.min(GIVE_UP_CHECK);
+                let ts = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: i64::from(step.subsec_nanos()),
+                };
+                let mut fds = [PollFd::new(&fd, PollFlags::OUT)];
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+                    Ok(_) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            sockopt::socket_error(&fd)?.map_err(io::Error::from)?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    rustix::io::ioctl_fionbio(&fd, false)?;
+    Ok(TcpStream::from(fd))
 }
 
 /// The accept loop started by [`Node::listen`]. Dropping it (or

@@ -49,9 +49,10 @@
 //! - *stop* (slot cleared or changed, media gone, node shutdown): the
 //!   running service is shut down and joined, the state is STOPPED.
 //!
-//! A connect blocks the slot's thread for up to
+//! A connect takes the slot's thread for up to
 //! [`VolconfConfig::connect_timeout`] per address (as `dmsg_connect` does);
-//! a stop asked meanwhile is seen when it returns.
+//! a stop asked meanwhile ends it within about 20 ms (resolving the host
+//! name is not interrupted).
 
 use super::{lock, Inner, Node, ServeOptions, ServiceEvent, ServiceHandle};
 use crate::crypto::{OsRandom, RandomSource};
@@ -603,8 +604,9 @@ impl Run<'_> {
             self.slot.set(|g| g.stop = true);
             return;
         };
-        let served =
-            super::net::connect_timeout(&host, self.vc.cfg.connect_timeout).and_then(|s| {
+        let stopping = || lock(&self.slot.st).stop;
+        let served = super::net::connect_unless(&host, self.vc.cfg.connect_timeout, stopping)
+            .and_then(|s| {
                 self.gen += 1;
                 let gen = self.gen;
                 let opts = match &self.vc.cfg.serve {
@@ -628,6 +630,8 @@ impl Run<'_> {
                     g.connects += 1;
                 });
             }
+            // Stopped while connecting: not a failure; the loop stops.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && stopping() => {}
             Err(e) => {
                 self.slot.set(|g| {
                     g.failures += 1;

@@ -12,6 +12,7 @@ use dmsg::service::{Node, ServiceEvent};
 use dmsg::wire::constants::{PEER_HAMMER2, PFSTYPE_SERVER};
 use dmsg::wire::{Label, LnkSpan, Uuid};
 use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -106,4 +107,21 @@ pub fn node_block(tree: &str, label: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// A loopback listener whose accept queue is full (backlog 0, one
+/// connection made and never accepted): a further connect hangs, its SYN
+/// dropped. Returns the listener, the queued connection and the address.
+pub fn full_listener() -> (rustix::fd::OwnedFd, TcpStream, SocketAddr) {
+    use rustix::net::{AddressFamily, SocketType};
+    let l = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    rustix::net::bind(&l, &any).unwrap();
+    rustix::net::listen(&l, 0).unwrap();
+    let addr = match rustix::net::getsockname(&l).unwrap().try_into() {
+        Ok(a) => a,
+        Err(e) => panic!("not an inet address: {e:?}"),
+    };
+    let queued = TcpStream::connect(addr).unwrap();
+    (l, queued, addr)
 }
