@@ -7,17 +7,20 @@
 mod service_support;
 
 use dmsg::link::Event;
-use dmsg::lnk::{CircuitEvent, CircuitId, CircuitKind, NodeId};
+use dmsg::lnk::{CircError, CircuitEvent, CircuitId, CircuitKind, LnkError, NodeId};
 use dmsg::runtime::session::{Incoming, Session};
+use dmsg::runtime::DriverConfig;
 use dmsg::service::{
     Circuit, CircuitIncoming, Node, NodeShell, ServeOptions, ServiceEvent, ServiceHandle,
+    RELAY_QUEUE_FACTOR,
 };
 use dmsg::state::Origin;
 use dmsg::wire::{cmd, Message};
 use service_support::*;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// What the far end's circuit handler saw: (circuit, cmd, error, aux).
 type Seen = Arc<Mutex<Vec<(CircuitId, u32, u32, Vec<u8>)>>>;
@@ -61,9 +64,24 @@ fn serve_answering(n: &Node, seen: &Seen) {
 }
 
 fn link_pair(l: &Node, r: &Node, i: usize) -> (ServiceHandle, ServiceHandle) {
+    link_pair_with(l, r, i, DriverConfig::default())
+}
+
+/// [`link_pair`] with driver settings `left` for the left end.
+fn link_pair_with(
+    l: &Node,
+    r: &Node,
+    i: usize,
+    left: DriverConfig,
+) -> (ServiceHandle, ServiceHandle) {
     let (sl, sr) = UnixStream::pair().unwrap();
     let hl = l
-        .serve(sl, ServeOptions::new(format!("{i}>")).via(10 + i as i64))
+        .serve(
+            sl,
+            ServeOptions::new(format!("{i}>"))
+                .via(10 + i as i64)
+                .driver(left),
+        )
         .unwrap();
     let hr = r
         .serve(sr, ServeOptions::new(format!("<{i}")).via(20 + i as i64))
@@ -72,6 +90,11 @@ fn link_pair(l: &Node, r: &Node, i: usize) -> (ServiceHandle, ServiceHandle) {
 }
 
 fn line(n: usize) -> Line {
+    line_with(n, |_| DriverConfig::default())
+}
+
+/// [`line`] whose link `i` has driver settings `left(i)` at its left end.
+fn line_with(n: usize, left: impl Fn(usize) -> DriverConfig) -> Line {
     let mut nodes = Vec::new();
     let mut events = Vec::new();
     let mut seen = Vec::new();
@@ -85,7 +108,7 @@ fn line(n: usize) -> Line {
         seen.push(s);
     }
     let hops = (0..n - 1)
-        .map(|i| link_pair(&nodes[i], &nodes[i + 1], i))
+        .map(|i| link_pair_with(&nodes[i], &nodes[i + 1], i, left(i)))
         .collect();
     let l = Line {
         nodes,
@@ -496,5 +519,105 @@ fn the_circ_shell_command_opens_a_circuit() {
     assert!(wait_until(|| l.no_circuits()), "{:?}", l.circuits());
     h.shutdown();
     h.join();
+    l.stop();
+}
+
+#[test]
+fn a_far_end_that_stops_reading_costs_the_circuit_not_the_relays_memory() {
+    const LIMIT: usize = 64 << 10;
+    // A—B—C; B's end of B—C queues at most LIMIT before senders wait.
+    let l = line_with(3, |i| DriverConfig {
+        tx_limit: if i == 1 { LIMIT } else { 4 << 20 },
+        ..DriverConfig::default()
+    });
+    // C's circuit handler stalls on the first message until released:
+    // its driver stops reading, B's queue toward C fills.
+    let stall = Arc::new((Mutex::new(true), Condvar::new()));
+    let st = Arc::clone(&stall);
+    l.nodes[2].on_circuit_message(move |_, _, _| {
+        let (m, cv) = &*st;
+        let mut held = m.lock().unwrap();
+        while *held {
+            held = cv.wait(held).unwrap();
+        }
+    });
+    let c = l.nodes[0].open_circuit(l.id_of("C")).unwrap();
+    up(&c);
+    let relay = l.nodes[1].circuits()[0];
+    let to_c = l.nodes[1].conn(relay.far.unwrap().link).unwrap();
+
+    // A streams 4 KiB messages on the circuit until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (stop, conn, id) = (Arc::clone(&stop), c.conn().clone(), c.id().id);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let mut m = Message::new(cmd::BLK_WRITE);
+                m.hdr.circuit = id;
+                m.aux = vec![7; 4096];
+                if conn.with_link(|k| k.send_oneway(m)).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        })
+    };
+
+    // The circuit goes down at A with LOSTLINK; meanwhile B's queue
+    // toward C stays within the bound (plus the last message queued).
+    let bound = RELAY_QUEUE_FACTOR * LIMIT + 4096 + 256;
+    let mut most = 0;
+    let deadline = std::time::Instant::now() + WAIT;
+    let down = loop {
+        most = most.max(to_c.with_link_nowait(|k| k.tx_len()));
+        match c.recv_timeout(std::time::Duration::from_millis(5)) {
+            Some(CircuitIncoming::Down(e)) => break Some(e),
+            Some(_) => {}
+            None if std::time::Instant::now() > deadline => break None,
+            None => {}
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    most = most.max(to_c.with_link_nowait(|k| k.tx_len()));
+    assert_eq!(
+        down,
+        Some(dmsg::wire::err::LOSTLINK),
+        "sent {sent}, queue up to {most}"
+    );
+    assert!(
+        most <= bound,
+        "B queued {most} bytes toward C (bound {bound})"
+    );
+    assert!(
+        sent as usize * 4096 > bound,
+        "A sent only {sent} messages: the bound was never reached"
+    );
+    // B says why.
+    assert!(wait_until(|| l.events[1].try_iter().any(|e| matches!(
+        e,
+        ServiceEvent::Refused {
+            error: LnkError::Circuit(CircError::Congested(_)),
+            ..
+        }
+    ))));
+
+    // C reads again: B's queue drains, nothing is left of the circuit,
+    // and a new one works.
+    {
+        let (m, cv) = &*stall;
+        *m.lock().unwrap() = false;
+        cv.notify_all();
+    }
+    drop(c);
+    // (What the driver wrote last may be reported at its next wakeup.)
+    assert!(wait_until(|| to_c.with_link_nowait(|k| k.tx_len()) < LIMIT));
+    assert!(wait_until(|| l.no_circuits()), "{:?}", l.circuits());
+    let c = l.nodes[0].open_circuit(l.id_of("C")).unwrap();
+    up(&c);
+    drop(c);
+    assert!(wait_until(|| l.no_circuits()), "{:?}", l.circuits());
     l.stop();
 }

@@ -98,6 +98,9 @@ pub enum SendError {
     NotACreate(u32),
     /// The message itself is malformed.
     Encode(EncodeError),
+    /// The link's transmit queue is far over its limit: a relay refuses to
+    /// queue more on it (see `dmsg::service::RELAY_QUEUE_FACTOR`).
+    Congested,
 }
 
 impl fmt::Display for SendError {
@@ -113,6 +116,7 @@ impl fmt::Display for SendError {
                 )
             }
             SendError::Encode(e) => write!(f, "{e}"),
+            SendError::Congested => f.write_str("transmit queue far over its limit"),
         }
     }
 }

@@ -124,6 +124,10 @@ pub enum CircError {
     /// A message on a relay circuit whose other half cannot be reached
     /// (§10 row 3): a CREATE is answered with LOSTLINK.
     PeerGone(u64),
+    /// A message on a relay circuit whose next link's transmit queue is
+    /// far over its limit (the peer there has not been reading): the
+    /// circuit is torn down at both ends with LOSTLINK.
+    Congested(u64),
     /// The link refused to register or open what the circuit needs.
     Send(SendError),
 }
@@ -141,6 +145,9 @@ impl fmt::Display for CircError {
                 write!(f, "second acknowledgement of circuit {i:#x}")
             }
             CircError::PeerGone(i) => write!(f, "circuit {i:#x}: the other half is gone"),
+            CircError::Congested(i) => {
+                write!(f, "circuit {i:#x}: the next link does not drain; torn down")
+            }
             CircError::Send(e) => write!(f, "{e}"),
         }
     }
@@ -319,11 +326,9 @@ impl Hub {
         links: &mut impl Links,
     ) -> Result<(), LnkError> {
         let c = msg.hdr.circuit;
-        let other = self
-            .circ
-            .wire
-            .get(&(link, c))
-            .and_then(|k| self.circ.map.get(k))
+        let key = self.circ.wire.get(&(link, c)).copied();
+        let other = key
+            .and_then(|k| self.circ.map.get(&k))
             .filter(|x| x.kind == CircuitKind::Relay)
             .and_then(|x| {
                 let far = x.far?;
@@ -343,6 +348,13 @@ impl Hub {
         };
         match sent {
             Ok(()) => Ok(()),
+            Err(SendError::Congested) => {
+                if let Some(k) = key.filter(|k| self.circ.map.get(k).is_some_and(|x| !x.dead)) {
+                    self.circ.doomed.push((k, err::LOSTLINK));
+                    self.reap_circuits(links);
+                }
+                Err(LnkError::Circuit(CircError::Congested(c)))
+            }
             Err(_) => {
                 Self::refuse_on_circuit(link, &hdr, err::LOSTLINK, links);
                 Err(LnkError::Circuit(CircError::PeerGone(c)))

@@ -14,7 +14,11 @@
 //!   waits (outside every node lock) for it to drain, for at most
 //!   [`RELAY_WAIT`]: a fast sender is slowed down to the pace of the far
 //!   link instead of growing the relay's queue, and two relays waiting on
-//!   each other cannot deadlock.
+//!   each other cannot deadlock. A queue that grows anyway (its peer has
+//!   stopped reading: every wait runs out) is bounded: a message that
+//!   finds it at [`RELAY_QUEUE_FACTOR`] times its limit is not queued, and
+//!   its circuit is torn down at both ends with `LOSTLINK`
+//!   ([`CircError::Congested`](crate::lnk::CircError::Congested)).
 //! - **Endpoints.** [`Node::open_circuit`] and [`Node::open_circuit_to`]
 //!   return a [`Circuit`]: its transactions and one-way messages run on the
 //!   circuit's link with `head.circuit` set, and what the far end sends on
@@ -49,6 +53,11 @@ use std::time::{Duration, Instant};
 /// Longest time a relaying thread waits for the paired link's transmit
 /// queue to fall below its limit before it goes on anyway.
 pub const RELAY_WAIT: Duration = Duration::from_millis(50);
+
+/// A relay queues nothing more on a link whose transmit queue holds this
+/// many times its limit: the circuit of the message is torn down instead
+/// (see the module documentation).
+pub const RELAY_QUEUE_FACTOR: usize = 4;
 
 /// What arrives on a [`Circuit`]'s channel, in order per kind (the events
 /// come from the node's event delivery, the messages from the link's

@@ -73,7 +73,7 @@ pub mod net;
 mod serve;
 pub mod volconf;
 
-pub use circuit::{Circuit, CircuitCallback, CircuitIncoming, RELAY_WAIT};
+pub use circuit::{Circuit, CircuitCallback, CircuitIncoming, RELAY_QUEUE_FACTOR, RELAY_WAIT};
 pub use dbg::{circuit_printf, shell_text, NodeShell, Shell, ShellCtx, PRINTF_MAX};
 pub use net::{
     connect, connect_timeout, connect_unless, split_host_port, ListenerHandle, CONNECT_TIMEOUT,
@@ -248,7 +248,11 @@ impl Links for NodeLinks<'_> {
     fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
         let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
         let limit = entry.conn.tx_limit();
+        let bound = limit.saturating_mul(circuit::RELAY_QUEUE_FACTOR);
         let queue = |l: &mut crate::link::Link| {
+            if l.tx_len() >= bound {
+                return Err(SendError::Congested);
+            }
             l.forward(msg)?;
             Ok::<_, SendError>(l.tx_len() >= limit)
         };
