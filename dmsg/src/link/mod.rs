@@ -155,11 +155,12 @@ impl Link {
         !self.events.is_empty()
     }
 
-    /// True while a transaction we opened has received nothing from the
-    /// peer yet: an answer is awaited (a driver polls for it briefly
-    /// before it sleeps, see [`crate::runtime::DriverConfig::answer_poll`]).
-    pub fn awaits_answer(&self) -> bool {
-        self.txns.awaits_answer()
+    /// How many transactions we opened have received nothing from the
+    /// peer yet: the answers awaited (while there are any, a driver polls
+    /// for them briefly before it sleeps, see
+    /// [`crate::runtime::DriverConfig::answer_poll`]).
+    pub fn awaited_answers(&self) -> usize {
+        self.txns.unanswered()
     }
 
     fn dispatch(&mut self, msg: Message) {

@@ -164,10 +164,10 @@ impl Table {
         Some(t)
     }
 
-    /// Whether some transaction we opened has had no answer from the peer
-    /// yet (nothing received on it).
-    pub(crate) fn awaits_answer(&self) -> bool {
-        self.unanswered > 0
+    /// How many transactions we opened have had no answer from the peer
+    /// yet (nothing received on them).
+    pub(crate) fn unanswered(&self) -> usize {
+        self.unanswered
     }
 
     /// The ids of the transactions that `keep` selects, oldest first.

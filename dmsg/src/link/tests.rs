@@ -441,27 +441,32 @@ fn reply_oneway_mirrors_reply_bit() {
 }
 
 #[test]
-fn an_answer_is_awaited_from_our_create_until_the_peer_sends_anything() {
+fn answers_are_awaited_from_our_create_until_the_peer_sends_anything() {
     let (mut a, mut b) = pair();
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
     // Reserved, sent, answered by a result: awaited until the result.
     let id = a.begin(0, cmd::LNK_CONN | CREATE).unwrap();
-    assert!(a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 1);
     a.send(id, Message::new(cmd::LNK_CONN | CREATE)).unwrap();
-    assert!(a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 1);
     pump(&mut a, &mut b);
     let theirs = messages(&events(&mut b))[0].2.unwrap();
-    assert!(!b.awaits_answer(), "the peer's transactions are not ours");
-    assert!(a.awaits_answer());
+    assert_eq!(
+        b.awaited_answers(),
+        0,
+        "the peer's transactions are not ours"
+    );
+    assert_eq!(a.awaited_answers(), 1);
     b.result(theirs.id, 0).unwrap();
     pump(&mut a, &mut b);
     events(&mut a);
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
 
     // Two more: answered one by one, the last one by a single message.
     let one = a.open(0, Message::new(cmd::LNK_SPAN | CREATE)).unwrap();
     a.open(0, Message::new(cmd::LNK_PING | CREATE | DELETE))
         .unwrap();
+    assert_eq!(a.awaited_answers(), 2);
     pump(&mut a, &mut b);
     let got = messages(&events(&mut b));
     let span = got
@@ -473,23 +478,23 @@ fn an_answer_is_awaited_from_our_create_until_the_peer_sends_anything() {
     b.result(span.unwrap().id, 0).unwrap();
     pump(&mut a, &mut b);
     events(&mut a);
-    assert!(a.awaits_answer(), "the ping is still unanswered");
+    assert_eq!(a.awaited_answers(), 1, "the ping is still unanswered");
     b.reply(ping.unwrap().id, 0).unwrap();
     pump(&mut a, &mut b);
     events(&mut a);
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
     assert_eq!(a.txn_count(), 2, "the connection and the span stay open");
 
     // An unsent reservation given up, and an open one at link loss.
     let id = a.begin(0, cmd::LNK_SPAN | CREATE).unwrap();
     assert!(a.abandon(id));
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
     a.send(one, Message::new(cmd::LNK_SPAN | DELETE)).unwrap();
     a.open(0, Message::new(cmd::LNK_SPAN | CREATE)).unwrap();
-    assert!(a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 1);
     a.fail(LinkError::Eof);
     events(&mut a);
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
     assert_eq!(a.txn_count(), 0);
 }
 
@@ -498,9 +503,9 @@ fn a_transaction_failed_before_any_answer_is_no_longer_awaited() {
     let (mut a, _b) = pair();
     a.add_circuit(0x55, CircuitRole::Endpoint);
     a.open(0x55, Message::new(cmd::DBG_SHELL | CREATE)).unwrap();
-    assert!(a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 1);
     a.remove_circuit(0x55, err::LOSTLINK);
     events(&mut a);
-    assert!(!a.awaits_answer());
+    assert_eq!(a.awaited_answers(), 0);
     assert_eq!(a.txn_count(), 0);
 }

@@ -6,7 +6,7 @@
 //! has to wake both again (on a virtual machine with idle cores that costs
 //! several microseconds per wakeup, more through `epoll` than through a
 //! blocking read). So while an answer is awaited
-//! ([`crate::link::Link::awaits_answer`]) the driver first polls its fds
+//! ([`crate::link::Link::awaited_answers`]) the driver first polls its fds
 //! without sleeping, yielding the CPU between two polls to whatever else
 //! can run there (the peer, when it shares the CPU, answers first), for a
 //! window that adapts to how fast answers come, the way KVM's halt
@@ -54,8 +54,8 @@ impl AnswerPoll {
         self.window
     }
 
-    /// Input came `waited` after the driver started waiting for an
-    /// awaited answer (polling included).
+    /// An awaited answer came `waited` after the driver started waiting
+    /// for it (polling included).
     pub(crate) fn answered_after(&mut self, waited: Duration) {
         if waited <= self.window {
             return;

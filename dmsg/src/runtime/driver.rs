@@ -38,7 +38,7 @@ pub struct DriverConfig {
     pub poll_timeout: Option<Duration>,
     /// Longest time the driver polls its fds without sleeping while a
     /// transaction it opened awaits its answer (see
-    /// [`Link::awaits_answer`]). The window adapts, from nothing up to
+    /// [`Link::awaited_answers`]). The window adapts, from nothing up to
     /// this, to how fast answers come, so that a slow or idle peer costs
     /// no polling. Sleeping instead costs a round trip a wakeup on each
     /// side. Default 50 µs; `Duration::ZERO` never polls.
@@ -220,8 +220,9 @@ struct Sync {
     took_all: bool,
     /// The transmit queue is over its limit: do not read.
     throttled: bool,
-    /// A transaction we opened awaits its answer ([`Link::awaits_answer`]).
-    awaits_answer: bool,
+    /// Transactions we opened that await their answer
+    /// ([`Link::awaited_answers`]).
+    awaited: usize,
 }
 
 impl Driver {
@@ -604,7 +605,7 @@ impl Driver {
         // Polling for an answer only makes sense where the wait would sleep
         // for input.
         let started =
-            (sync.awaits_answer && want.read && !want.write && !want.unread).then(Instant::now);
+            (sync.awaited > 0 && want.read && !want.write && !want.unread).then(Instant::now);
         let mut ready = Ok(Ready::default());
         if let Some(t0) = started {
             let window = self.answer_poll.window();
@@ -623,12 +624,7 @@ impl Driver {
             ready = self.waitset.wait(fds, want, self.timeout.as_ref());
         }
         let ready = match ready {
-            Ok(r) => {
-                if let (Some(t0), true) = (started, r.sock_read) {
-                    self.answer_poll.answered_after(t0.elapsed());
-                }
-                r
-            }
+            Ok(r) => r,
             Err(Errno::INTR) => return,
             Err(e) => {
                 self.conn
@@ -647,8 +643,18 @@ impl Driver {
             self.conn.shared.wake_pending.swap(false, Ordering::AcqRel);
         }
         self.closing |= ready.sock_closing;
-        if ready.sock_read && self.read() == Read::Full {
-            self.read_again = READ_AGAIN;
+        if ready.sock_read {
+            let waited = started.map(|t0| t0.elapsed());
+            if self.read() == Read::Full {
+                self.read_again = READ_AGAIN;
+            }
+            // Only an answer adapts the window (other input while one is
+            // awaited says nothing about how fast answers come).
+            if let (Some(w), Some(now)) = (waited, self.synced) {
+                if now.awaited < sync.awaited {
+                    self.answer_poll.answered_after(w);
+                }
+            }
         }
         if ready.alt_readable {
             h.alt_readable(&self.conn);
@@ -757,7 +763,7 @@ fn sync_locked(
         shared.drained.notify_all();
     }
     Sync {
-        awaits_answer: g.link.awaits_answer(),
+        awaited: g.link.awaited_answers(),
         waiters: g.waiters > 0,
         took_all,
         // Reading stops only at twice the limit: other threads already
