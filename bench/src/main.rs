@@ -462,8 +462,8 @@ fn main() -> Res<()> {
             None,
         ),
         (
-            "    the same with answer polling",
-            &|| session_round_trips(1, Some(polling), dur),
+            "    the same without answer polling",
+            &|| session_round_trips(1, Some(sleeping), dur),
             None,
         ),
         (

@@ -1,8 +1,10 @@
-//! A driver awaiting an answer polls for it only briefly: an answer that
-//! never comes costs at most one polling window, not a busy loop.
+//! A driver awaiting an answer (or, in a session, the thread waiting in
+//! `Transaction::recv`) polls for it only briefly: an answer that never
+//! comes costs at most one polling window, not a busy loop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dmsg::link::{Event, Link, LinkError};
+use dmsg::runtime::session::{Incoming, Session};
 use dmsg::runtime::{Conn, Driver, DriverConfig, Handler};
 use dmsg::state::Origin;
 use dmsg::wire::cmd::{self, CREATE, DELETE};
@@ -91,4 +93,56 @@ fn an_answer_that_never_comes_costs_one_polling_window_not_a_busy_loop() {
     );
     peer_conn.shutdown();
     peer_t.join().unwrap();
+}
+
+#[test]
+fn in_a_session_the_waiting_thread_polls_and_an_answer_that_never_comes_costs_one_window() {
+    const ANSWERED: usize = 50;
+    let (a, b) = UnixStream::pair().unwrap();
+    let cfg = DriverConfig {
+        answer_poll: Duration::from_micros(200),
+        ..DriverConfig::default()
+    };
+    let client = Session::spawn_with(a, Link::default(), cfg).unwrap();
+    let conn = client.conn().clone();
+    let server = Session::spawn(b).unwrap();
+    // The server answers the first ANSWERED and keeps the rest open.
+    let answering = thread::spawn(move || {
+        let mut kept = Vec::new();
+        while let Some(Incoming::Transaction { txn, .. }) = server.recv() {
+            if kept.len() < ANSWERED {
+                txn.reply(0).unwrap();
+                kept.push(None);
+            } else {
+                kept.push(Some(txn));
+            }
+        }
+        drop(kept);
+    });
+    let asking = thread::spawn(move || {
+        let ping = || {
+            client
+                .open(Message::new(cmd::LNK_PING | CREATE | DELETE))
+                .unwrap()
+        };
+        for _ in 0..ANSWERED {
+            let t = ping();
+            let m = t.recv().expect("an answer");
+            assert_eq!(m.hdr.cmd & DELETE, DELETE);
+        }
+        // Never answered: recv polls one window, then blocks until the
+        // link goes down and the transaction is aborted.
+        let t = ping();
+        let m = t.recv().expect("the abort");
+        assert_ne!(m.hdr.cmd & cmd::ABORT, 0);
+        thread_cpu()
+    });
+    thread::sleep(Duration::from_millis(400));
+    conn.shutdown();
+    let cpu = asking.join().unwrap();
+    assert!(
+        cpu < Duration::from_millis(150),
+        "the waiting thread used {cpu:?} of CPU"
+    );
+    answering.join().unwrap();
 }

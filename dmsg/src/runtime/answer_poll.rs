@@ -27,6 +27,11 @@
 //! while answers keep coming within `max`; a link whose answers are slower
 //! (or that is idle) stops polling after one of them. Nothing is polled
 //! for one-way traffic, and `max` of zero turns polling off.
+//!
+//! In a [`super::session::Session`] the answer goes on to the user thread
+//! waiting in `Transaction::recv`: that thread polls its reply channel the
+//! same way (one window per session), and the session's driver does not
+//! poll.
 
 use std::time::Duration;
 

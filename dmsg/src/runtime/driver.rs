@@ -41,7 +41,9 @@ pub struct DriverConfig {
     /// [`Link::awaited_answers`]). The window adapts, from nothing up to
     /// this, to how fast answers come, so that a slow or idle peer costs
     /// no polling. Sleeping instead costs a round trip a wakeup on each
-    /// side. Default 50 µs; `Duration::ZERO` never polls.
+    /// side. Default 50 µs; `Duration::ZERO` never polls. In a
+    /// [`super::session::Session`] the thread waiting in
+    /// `Transaction::recv` polls instead of the driver.
     pub answer_poll: Duration,
 }
 

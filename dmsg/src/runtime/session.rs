@@ -46,6 +46,7 @@
 //! assert!(txn.recv().is_none());
 //! ```
 
+use super::answer_poll::AnswerPoll;
 use super::{Conn, Driver, DriverConfig, Handler};
 use crate::link::{Event, Link, LinkConfig, LinkError, SendError};
 use crate::state::{Origin, TxnId, TxnInfo, Violation};
@@ -59,7 +60,7 @@ use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Something the peer started, as [`Session::recv`] returns it.
 #[derive(Debug)]
@@ -95,6 +96,9 @@ struct Shared {
     routes: Mutex<HashMap<TxnId, Route>>,
     down: Mutex<Option<LinkError>>,
     down_cv: Condvar,
+    /// How long [`Transaction::recv`] polls for the answer to one of our
+    /// transactions before it blocks (see [`super::answer_poll`]).
+    answer_poll: Mutex<AnswerPoll>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +124,8 @@ impl fmt::Debug for Session {
 /// One transaction, ours or the peer's. See the module documentation.
 pub struct Transaction {
     id: TxnId,
+    /// We opened it: what `recv` waits for is an answer.
+    ours: bool,
     conn: Conn,
     /// In a mutex so that the handle is `Sync`: threads may share it.
     rx: Mutex<Receiver<Message>>,
@@ -137,34 +143,37 @@ impl fmt::Debug for Transaction {
 impl Session {
     /// Runs a link with default settings over `stream` (a `UnixStream`,
     /// `TcpStream`, or any connected stream fd) on a new thread.
-    ///
-    /// The driver does not poll for answers
-    /// ([`DriverConfig::answer_poll`] is zero): here an answer goes on to
-    /// a user thread, whose own wakeup dominates a round trip, and
-    /// polling measured slower (by about a tenth, with 40% more CPU per
-    /// round trip on two cores).
     pub fn spawn(stream: impl Into<OwnedFd>) -> io::Result<Session> {
         Session::spawn_with(
             stream,
             Link::new(LinkConfig::default()),
-            DriverConfig {
-                answer_poll: Duration::ZERO,
-                ..DriverConfig::default()
-            },
+            DriverConfig::default(),
         )
     }
 
     /// Like [`Session::spawn`], with a given link and driver settings.
+    ///
+    /// In a session the thread that waits for an answer is the one that
+    /// polls for it: [`Transaction::recv`] on a transaction we opened,
+    /// for an adaptive window of at most [`DriverConfig::answer_poll`].
+    /// The session's driver itself does not poll (it hands the answer
+    /// on to that thread, whose wakeup would dominate the round trip;
+    /// polling in both measured slower on two cores).
     pub fn spawn_with(
         stream: impl Into<OwnedFd>,
         link: Link,
         cfg: DriverConfig,
     ) -> io::Result<Session> {
-        let (mut driver, conn) = Driver::new(stream.into(), None, link, cfg)?;
+        let driver_cfg = DriverConfig {
+            answer_poll: Duration::ZERO,
+            ..cfg
+        };
+        let (mut driver, conn) = Driver::new(stream.into(), None, link, driver_cfg)?;
         let shared = Arc::new(Shared {
             routes: Mutex::new(HashMap::new()),
             down: Mutex::new(None),
             down_cv: Condvar::new(),
+            answer_poll: Mutex::new(AnswerPoll::new(cfg.answer_poll)),
         });
         let (in_tx, incoming) = mpsc::channel();
         let mut handler = SessionHandler {
@@ -211,6 +220,7 @@ impl Session {
         })?;
         Ok(Transaction {
             id,
+            ours: true,
             conn: self.conn.clone(),
             rx: Mutex::new(rx),
             shared: Arc::clone(&self.shared),
@@ -326,8 +336,31 @@ impl Transaction {
     /// The peer's next message; `None` once the peer's side is closed (its
     /// DELETE, or the abort of a failed transaction or link, is returned
     /// first).
+    ///
+    /// On a transaction we opened, the calling thread first polls for the
+    /// message, yielding the CPU between polls, for a window that adapts
+    /// to how fast answers come (at most the session's
+    /// [`DriverConfig::answer_poll`]; see [`Session::spawn`]), then
+    /// blocks.
     pub fn recv(&self) -> Option<Message> {
-        lock(&self.rx).recv().ok()
+        let rx = lock(&self.rx);
+        if !self.ours {
+            return rx.recv().ok();
+        }
+        let t0 = Instant::now();
+        let window = lock(&self.shared.answer_poll).window();
+        let got = loop {
+            match rx.try_recv() {
+                Ok(m) => break Some(m),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if t0.elapsed() < window => std::thread::yield_now(),
+                Err(TryRecvError::Empty) => break rx.recv().ok(),
+            }
+        };
+        if got.is_some() {
+            lock(&self.shared.answer_poll).answered_after(t0.elapsed());
+        }
+        got
     }
 
     /// Like [`Transaction::recv`], giving up after `timeout`;
@@ -398,6 +431,7 @@ impl SessionHandler {
         drop(routes);
         let txn = Transaction {
             id: t.id,
+            ours: false,
             conn: conn.clone(),
             rx: Mutex::new(rx),
             shared: Arc::clone(&self.shared),
