@@ -340,7 +340,7 @@ impl Transaction {
     /// On a transaction we opened, the calling thread first polls for the
     /// message, yielding the CPU between polls, for a window that adapts
     /// to how fast answers come (at most the session's
-    /// [`DriverConfig::answer_poll`]; see [`Session::spawn`]), then
+    /// [`DriverConfig::answer_poll`]; see [`Session::spawn_with`]), then
     /// blocks.
     pub fn recv(&self) -> Option<Message> {
         let rx = lock(&self.rx);
