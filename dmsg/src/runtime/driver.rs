@@ -508,21 +508,38 @@ impl Driver {
                 self.out.clear();
                 return Written::done(wrote);
             }
-            match send_slices(&self.sock, self.is_socket, self.out.slices()) {
-                Sent::Wrote { n, short } => {
-                    self.out.consume(n);
-                    self.written += n;
-                    wrote |= n > 0;
-                    if short {
-                        return Written::blocked(wrote);
-                    }
-                }
-                Sent::Full => return Written::blocked(wrote),
-                Sent::Again => {}
-                Sent::Failed(e) => {
-                    self.fail(e);
-                    return Written::done(wrote);
-                }
+            let sent = send_slices(&self.sock, self.is_socket, self.out.slices());
+            let step = self.after_send(sent, &mut wrote, |d, n| {
+                d.out.consume(n);
+                n
+            });
+            if let Some(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// What a write loop does with the outcome of one send: the bytes
+    /// written leave what the driver holds (`consume` takes them and says
+    /// how many bytes of the link's queue they were) and count as written;
+    /// `Some` ends the loop (the socket is full, or the link failed).
+    fn after_send(
+        &mut self,
+        sent: Sent,
+        wrote: &mut bool,
+        consume: impl FnOnce(&mut Driver, usize) -> usize,
+    ) -> Option<Written> {
+        match sent {
+            Sent::Wrote { n, short } => {
+                self.written += consume(self, n);
+                *wrote |= n > 0;
+                short.then(|| Written::blocked(*wrote))
+            }
+            Sent::Full => Some(Written::blocked(*wrote)),
+            Sent::Again => None,
+            Sent::Failed(e) => {
+                self.fail(e);
+                Some(Written::done(*wrote))
             }
         }
     }
@@ -557,21 +574,12 @@ impl Driver {
             }
             let data = stage.unwritten();
             let len = data.len();
-            let r = send_one(&self.sock, self.is_socket, data);
-            match Sent::of(r, len) {
-                Sent::Wrote { n, short } => {
-                    self.written += stage.consume(n);
-                    wrote |= n > 0;
-                    if short {
-                        return Written::blocked(wrote);
-                    }
-                }
-                Sent::Full => return Written::blocked(wrote),
-                Sent::Again => {}
-                Sent::Failed(e) => {
-                    self.fail(e);
-                    return Written::done(wrote);
-                }
+            let sent = Sent::of(send_one(&self.sock, self.is_socket, data), len);
+            let step = self.after_send(sent, &mut wrote, |d, n| {
+                d.crypto.as_mut().map_or(0, |stage| stage.consume(n))
+            });
+            if let Some(end) = step {
+                return end;
             }
         }
     }
