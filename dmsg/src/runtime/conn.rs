@@ -309,11 +309,15 @@ impl Conn {
 
     /// Pokes the driver's wakeup fd unless a poke is already outstanding.
     pub(crate) fn wake(&self) {
-        // A plain load first: in a burst the flag is already set, and a
-        // read keeps the cache line shared instead of bouncing it.
-        if !self.shared.wake_pending.load(Ordering::Acquire)
-            && !self.shared.wake_pending.swap(true, Ordering::AcqRel)
-        {
+        // A read-modify-write, never a plain load first: the caller has
+        // just stored its request (a flag, or bytes under the lock), and a
+        // plain load may be done before that store is visible. If it saw
+        // the flag still set while the driver cleared it and then looked
+        // for requests, each would miss the other and the driver would
+        // sleep on the request. The swap orders after the request, and
+        // the driver's swap(false) after it or before it: either the
+        // driver sees the request, or this call pokes.
+        if !self.shared.wake_pending.swap(true, Ordering::AcqRel) {
             self.shared.wakeup.poke();
         }
     }
