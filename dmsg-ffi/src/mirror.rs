@@ -787,6 +787,9 @@ impl Handler for CoreHandler {
                     ));
                 }
             }
+            // Only reported to a handler that relays in place; this one
+            // takes relayed traffic as Event::Relay.
+            Event::RelayFrame(_) => {}
             Event::Down(e) => {
                 // SAFETY: the iocom is live while its core runs; nothing
                 // else writes ioq_rx.error.

@@ -335,6 +335,82 @@ fn transactions_over_a_circuit_and_back() {
     l.stop();
 }
 
+/// Aux `i` of [`relayed_in_order_and_intact_read_whole_or_in_pieces`]:
+/// sizes that a 4 KiB read holds whole or not at all, its index inside.
+fn numbered_aux(i: usize) -> Vec<u8> {
+    const SIZES: [usize; 8] = [0, 9, 100, 1000, 3000, 4096, 9000, 65536];
+    let len = SIZES[i % SIZES.len()];
+    (0..len).map(|k| (i * 31 + k) as u8).collect()
+}
+
+#[test]
+fn relayed_in_order_and_intact_read_whole_or_in_pieces() {
+    // The relay B reads what C sends on a link with the smallest read
+    // buffer: frames a read holds whole are relayed from the buffer
+    // (Event::RelayFrame), the others rebuilt as messages (Event::Relay),
+    // interleaved. Toward C it reads 256 KiB at a time.
+    let small = DriverConfig {
+        read_buffer: 4096,
+        ..DriverConfig::default()
+    };
+    let l = line_with(3, |i| {
+        if i == 1 {
+            small
+        } else {
+            DriverConfig::default()
+        }
+    });
+    let before = l.txns();
+    let c = l.nodes[0].open_circuit(l.id_of("C")).unwrap();
+    up(&c);
+    const N: usize = 96;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let mut m = Message::new(cmd::BLK_OPEN | cmd::CREATE);
+        m.aux = numbered_aux(i);
+        ids.push(c.open(m).unwrap());
+    }
+    // C answered each with its aux, in order: the answers come back in
+    // that order, byte for byte.
+    for (i, &t) in ids.iter().enumerate() {
+        let (msg, info) = next(&c, |x| match x {
+            CircuitIncoming::Message {
+                msg,
+                txn: Some(info),
+            } => Some((msg, info)),
+            _ => None,
+        });
+        assert_eq!(info.id, t, "answer {i} out of order");
+        assert_eq!(msg.hdr.cmd, cmd::BLK_OPEN | cmd::CREATE | cmd::REPLY);
+        assert_eq!(msg.hdr.circuit, c.id().id);
+        assert!(msg.aux == numbered_aux(i), "answer {i} altered");
+    }
+    let far = l.nodes[2].circuits()[0].near;
+    let got: Vec<Vec<u8>> = l.seen[2]
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(id, k, _, _)| *id == far && k & cmd::CREATE != 0)
+        .map(|(_, _, _, aux)| aux.clone())
+        .collect();
+    assert_eq!(got, (0..N).map(numbered_aux).collect::<Vec<_>>());
+    for &t in &ids {
+        c.reply(t, 0).unwrap();
+    }
+    for _ in 0..N {
+        next(&c, |x| match x {
+            CircuitIncoming::Message { msg, txn: Some(_) } => {
+                (msg.hdr.cmd & cmd::DELETE != 0).then_some(())
+            }
+            _ => None,
+        });
+    }
+    assert!(c.close());
+    assert!(wait_until(|| l.no_circuits()), "{:?}", l.circuits());
+    assert!(wait_until(|| l.txns() == before), "{:?}", l.txns());
+    l.stop();
+}
+
 #[test]
 fn three_relays_deep() {
     let l = line(4);

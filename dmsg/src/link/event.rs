@@ -1,7 +1,7 @@
 //! What a link reports to the layer above, and its errors.
 
 use crate::state::{TxnId, TxnInfo, Violation};
-use crate::wire::{ioq_error, DecodeError, EncodeError, Header, Message};
+use crate::wire::{ioq_error, DecodeError, EncodeError, FrameRef, Header, Message, HEADER_SIZE};
 use std::fmt;
 
 /// Something the link has to tell the layer above. Poll them with
@@ -33,9 +33,51 @@ pub enum Event {
         /// The message, with `hdr.circuit` still as received.
         msg: Message,
     },
+    /// [`Event::Relay`] of a frame left where it was read: only
+    /// [`super::Link::receive_in_place`] reports these, for the frames on
+    /// relay circuits that the bytes of that call hold whole. The frame
+    /// is in those bytes ([`FrameAt::get`]), which the caller keeps until
+    /// it has handled the event.
+    RelayFrame(FrameAt),
     /// The link is down. Every transaction has been aborted before this
     /// event; nothing follows it.
     Down(LinkError),
+}
+
+/// Where a whole frame lies in the bytes given to
+/// [`super::Link::receive_in_place`] ([`Event::RelayFrame`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameAt {
+    /// The core header, as received.
+    pub hdr: Header,
+    /// Offset of the frame's first byte.
+    start: usize,
+    /// Length of its extended header (64 bytes or more).
+    header_size: usize,
+}
+
+impl FrameAt {
+    pub(super) fn new(hdr: Header, start: usize) -> FrameAt {
+        FrameAt {
+            hdr,
+            start,
+            header_size: hdr.header_size(),
+        }
+    }
+
+    /// The frame, in `input`: the bytes that were given to the
+    /// [`super::Link::receive_in_place`] call that reported it. `None` if
+    /// `input` is too short to be those bytes.
+    pub fn get<'a>(&self, input: &'a [u8]) -> Option<FrameRef<'a>> {
+        let ext_at = self.start.checked_add(HEADER_SIZE)?;
+        let aux_at = self.start.checked_add(self.header_size)?;
+        let aux_end = aux_at.checked_add(usize::try_from(self.hdr.aux_bytes).ok()?)?;
+        Some(FrameRef {
+            hdr: self.hdr,
+            ext: input.get(ext_at..aux_at)?,
+            aux: input.get(aux_at..aux_end)?,
+        })
+    }
 }
 
 /// Why a link went down.

@@ -23,11 +23,11 @@ mod event;
 mod table;
 pub mod txqueue;
 
-pub use event::{Event, LinkError, SendError};
+pub use event::{Event, FrameAt, LinkError, SendError};
 
 use crate::state::{classify, Origin, RxAction, TxnId, TxnInfo, Violation};
 use crate::wire::cmd::{self, ABORT, CREATE, DELETE, REPLY};
-use crate::wire::{err, ioq_error, Decoder, Encoder, Message};
+use crate::wire::{err, ioq_error, Decoded, Decoder, Encoder, FrameRef, Message};
 use std::collections::{HashMap, VecDeque};
 use table::Table;
 use txqueue::TxQueue;
@@ -124,10 +124,34 @@ impl Link {
 
     /// Feeds received bytes. Decoded messages become events; a refused frame
     /// takes the link down.
-    pub fn receive(&mut self, mut input: &[u8]) {
+    pub fn receive(&mut self, input: &[u8]) {
+        self.receive_as(input, false);
+    }
+
+    /// [`Link::receive`] for a caller that keeps `input` until it has
+    /// handled the events: a frame on a relay circuit that `input` holds
+    /// whole is reported as [`Event::RelayFrame`], which says where it is
+    /// in `input`, instead of being copied into an [`Event::Relay`]
+    /// message. A relay forwards it from there.
+    pub fn receive_in_place(&mut self, input: &[u8]) {
+        self.receive_as(input, true);
+    }
+
+    fn receive_as(&mut self, input: &[u8], in_place: bool) {
+        let mut rest = input;
         while self.down.is_none() {
-            match self.decoder.decode(&mut input) {
-                Ok(Some(msg)) => self.dispatch(msg),
+            let start = input.len().saturating_sub(rest.len());
+            match self.decoder.decode_in_place(&mut rest) {
+                Ok(Some(Decoded::InPlace(frame))) => {
+                    let c = frame.hdr.circuit;
+                    if in_place && c != 0 && self.circuits.get(&c) == Some(&CircuitRole::Relay) {
+                        let at = FrameAt::new(frame.hdr, start);
+                        self.events.push_back(Event::RelayFrame(at));
+                    } else {
+                        self.dispatch(frame.to_message());
+                    }
+                }
+                Ok(Some(Decoded::Message(msg))) => self.dispatch(msg),
                 Ok(None) => break,
                 Err(e) => self.fail(LinkError::Decode(e)),
             }
@@ -451,6 +475,16 @@ impl Link {
             return Err(SendError::LinkDown);
         }
         self.tx.push(&mut self.encoder, msg)?;
+        Ok(())
+    }
+
+    /// [`Link::forward`] of a frame given by parts (one being relayed from
+    /// where it was read): its bytes are copied onto the queue.
+    pub fn forward_frame(&mut self, frame: &FrameRef<'_>) -> Result<(), SendError> {
+        if self.down.is_some() {
+            return Err(SendError::LinkDown);
+        }
+        self.tx.push_frame(&mut self.encoder, frame)?;
         Ok(())
     }
 

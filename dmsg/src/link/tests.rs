@@ -1,7 +1,7 @@
 //! Engine tests: two links joined in memory.
 
 use super::*;
-use crate::wire::{Encoder, Header};
+use crate::wire::{Encoder, FrameRef, Header};
 
 /// Moves every pending byte between `a` and `b` until both are quiet.
 fn pump(a: &mut Link, b: &mut Link) {
@@ -385,6 +385,67 @@ fn bad_header_crc_takes_only_this_link_down() {
         .unwrap();
     pump(&mut a, &mut b);
     assert_eq!(messages(&events(&mut a)).len(), 1);
+}
+
+#[test]
+fn relay_frames_in_place_say_where_they_are() {
+    let mut b = Link::default();
+    let mut peer = RawPeer::new();
+    b.add_circuit(0x10, CircuitRole::Relay);
+    b.add_circuit(0x20, CircuitRole::Endpoint);
+    let mut big = Message::new(cmd::BLK_WRITE);
+    big.hdr.circuit = 0x10;
+    big.aux = (0..5000u32).map(|i| i as u8).collect();
+    let mut input = peer.msg(cmd::DBG_SHELL, 0, 0x10);
+    input.extend(peer.msg(cmd::LNK_SPAN | CREATE, 0x5, 0x20));
+    let at_big = input.len();
+    peer.0.encode(&big, &mut input).unwrap();
+    input.extend(peer.msg(cmd::LNK_PING, 0, 0x10));
+    // The last frame is cut: the next call completes it.
+    let last = peer.msg(cmd::BLK_FLUSH, 0, 0x10);
+    input.extend(&last[..30]);
+    b.receive_in_place(&input);
+    let evs = events(&mut b);
+    // In order, the endpoint's message between them.
+    assert_eq!(evs.len(), 4);
+    assert!(matches!(&evs[1], Event::Message { .. }));
+    let frames: Vec<FrameRef<'_>> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::RelayFrame(at) => at.get(&input),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0].hdr.cmd, cmd::DBG_SHELL);
+    assert_eq!(frames[1].to_message(), {
+        let mut m = big.clone();
+        m.hdr = frames[1].hdr;
+        m
+    });
+    assert_eq!(frames[1].hdr.circuit, 0x10);
+    assert_eq!(frames[1].aux, &big.aux[..]);
+    // Where it was read, not a copy.
+    let aux_at = at_big + 64 + big.ext.len();
+    assert!(std::ptr::eq(frames[1].aux.as_ptr(), &input[aux_at]));
+    assert_eq!(frames[2].hdr.cmd, cmd::LNK_PING);
+    // Bytes too short to be the ones it came from: no frame.
+    let Event::RelayFrame(at) = &evs[2] else {
+        panic!("{:?}", evs[2]);
+    };
+    assert!(at.get(&input[..at_big + 100]).is_none());
+    // A frame completed from buffered bytes is a message of its own.
+    b.receive_in_place(&last[30..]);
+    let evs = events(&mut b);
+    assert!(matches!(&evs[..], [Event::Relay { msg }] if msg.hdr.cmd == cmd::BLK_FLUSH));
+    // The same bytes through Link::receive: messages only.
+    let mut c = Link::default();
+    c.add_circuit(0x10, CircuitRole::Relay);
+    c.add_circuit(0x20, CircuitRole::Endpoint);
+    c.receive(&input);
+    let evs = events(&mut c);
+    assert_eq!(evs.len(), 4);
+    assert!(evs.iter().all(|e| !matches!(e, Event::RelayFrame(_))));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! buffer. Every segment is a multiple of 64 bytes, so an encrypting
 //! driver can cut the stream into 64-byte chunks anywhere.
 
-use crate::wire::{doalign, EncodeError, Encoder, Message};
+use crate::wire::{doalign, zero_pad, EncodeError, Encoder, FrameRef, Message};
 use std::collections::VecDeque;
 
 /// Aux data at least this long is queued without copying.
@@ -140,6 +140,23 @@ impl TxQueue {
             self.len += tail.len() - start;
         }
         debug_assert!(self.len > before);
+        Ok(())
+    }
+
+    /// Encodes a frame given by parts onto the queue, its aux data copied
+    /// into the packing buffers whatever its size: the bytes it borrows
+    /// (a relay's read buffer) are reused as soon as this returns.
+    pub fn push_frame(
+        &mut self,
+        enc: &mut Encoder,
+        frame: &FrameRef<'_>,
+    ) -> Result<(), EncodeError> {
+        let tail = self.packing_tail();
+        let start = tail.len();
+        let pad = enc.encode_frame_head(frame, tail)?;
+        tail.extend_from_slice(frame.aux);
+        tail.extend_from_slice(zero_pad(pad));
+        self.len += tail.len() - start;
         Ok(())
     }
 
@@ -296,6 +313,37 @@ mod tests {
         }
         assert_eq!(got.len(), 4);
         assert_eq!(got[2].aux, big.aux);
+    }
+
+    #[test]
+    fn a_frame_by_parts_encodes_as_its_message_does() {
+        let (mut by_msg, mut by_parts) = (TxQueue::default(), TxQueue::default());
+        let (mut e1, mut e2) = (Encoder::new(5), Encoder::new(5));
+        for (c, aux) in [
+            (cmd::LNK_PING, 0),
+            (cmd::DBG_SHELL, 7),
+            (cmd::LNK_SPAN | cmd::CREATE, 100),
+            (cmd::BLK_WRITE, 4096),
+            (cmd::BLK_WRITE, 65536),
+        ] {
+            let mut m = Message::new(c);
+            m.hdr.msgid = 0x77;
+            m.hdr.circuit = 0x1234;
+            m.ext = (0..m.ext.len()).map(|i| i as u8).collect();
+            m.aux = (0..aux).map(|i| (i * 7) as u8).collect();
+            let frame = FrameRef {
+                hdr: m.hdr,
+                ext: &m.ext,
+                aux: &m.aux,
+            };
+            by_parts.push_frame(&mut e2, &frame).unwrap();
+            by_msg.push(&mut e1, m).unwrap();
+        }
+        let bytes = |q: &TxQueue| q.slices().flatten().copied().collect::<Vec<u8>>();
+        assert_eq!(bytes(&by_parts), bytes(&by_msg));
+        assert_eq!(by_parts.len(), by_msg.len());
+        // The aux is copied, never queued as a segment of its own.
+        assert!(by_parts.segs.iter().all(|s| s.capacity() >= PACK_LIMIT));
     }
 
     #[test]

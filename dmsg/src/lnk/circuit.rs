@@ -42,7 +42,7 @@ use super::{Hub, Idx, LinkId, Links, LnkError, NodeId, Role, Src};
 use crate::link::{CircuitRole, SendError};
 use crate::state::{TxnId, TxnInfo};
 use crate::wire::cmd::{self, CREATE, DELETE, REPLY};
-use crate::wire::{err, Header, LnkCirc, Message};
+use crate::wire::{err, FrameRef, Header, LnkCirc, Message};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
@@ -325,25 +325,65 @@ impl Hub {
         mut msg: Message,
         links: &mut impl Links,
     ) -> Result<(), LnkError> {
-        let c = msg.hdr.circuit;
-        let key = self.circ.wire.get(&(link, c)).copied();
-        let other = key
-            .and_then(|k| self.circ.map.get(&k))
-            .filter(|x| x.kind == CircuitKind::Relay)
-            .and_then(|x| {
-                let far = x.far?;
-                if x.near.link == link && x.near.id == c {
-                    Some(far)
-                } else {
-                    Some(x.near)
-                }
-            });
         let hdr = msg.hdr;
-        let sent = match other {
-            Some(o) => {
-                msg.hdr.circuit = o.id;
-                links.forward(o.link, msg)
-            }
+        self.relay_to_other_half(link, &hdr, links, |links, far| {
+            msg.hdr.circuit = far.id;
+            links.forward(far.link, msg)
+        })
+    }
+
+    /// [`Hub::relay_message`] of a frame given by parts
+    /// ([`Event::RelayFrame`]): its bytes are copied onto the paired
+    /// link's queue ([`Links::forward_frame`]).
+    ///
+    /// [`Event::RelayFrame`]: crate::link::Event::RelayFrame
+    pub fn relay_frame(
+        &mut self,
+        link: LinkId,
+        frame: &FrameRef<'_>,
+        links: &mut impl Links,
+    ) -> Result<(), LnkError> {
+        self.relay_to_other_half(link, &frame.hdr, links, |links, far| {
+            let mut out = *frame;
+            out.hdr.circuit = far.id;
+            links.forward_frame(far.link, &out)
+        })
+    }
+
+    /// Where traffic received on relay circuit `circuit` of `link` goes:
+    /// the other half of the pair, if the circuit is a relay that has one.
+    pub fn relay_route(&self, link: LinkId, circuit: u64) -> Option<CircuitId> {
+        let key = self.circ.wire.get(&(link, circuit))?;
+        let x = self
+            .circ
+            .map
+            .get(key)
+            .filter(|x| x.kind == CircuitKind::Relay)?;
+        let far = x.far?;
+        let o = if x.near.link == link && x.near.id == circuit {
+            far
+        } else {
+            x.near
+        };
+        Some(CircuitId {
+            link: o.link,
+            id: o.id,
+        })
+    }
+
+    /// Relaying: finds the other half of the circuit `hdr` came on and
+    /// has `send` queue it there.
+    fn relay_to_other_half<L: Links>(
+        &mut self,
+        link: LinkId,
+        hdr: &Header,
+        links: &mut L,
+        send: impl FnOnce(&mut L, CircuitId) -> Result<(), SendError>,
+    ) -> Result<(), LnkError> {
+        let c = hdr.circuit;
+        let key = self.circ.wire.get(&(link, c)).copied();
+        let sent = match self.relay_route(link, c) {
+            Some(o) => send(links, o),
             None => Err(SendError::LinkDown),
         };
         match sent {
@@ -356,7 +396,7 @@ impl Hub {
                 Err(LnkError::Circuit(CircError::Congested(c)))
             }
             Err(_) => {
-                Self::refuse_on_circuit(link, &hdr, err::LOSTLINK, links);
+                Self::refuse_on_circuit(link, hdr, err::LOSTLINK, links);
                 Err(LnkError::Circuit(CircError::PeerGone(c)))
             }
         }

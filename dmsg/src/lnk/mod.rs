@@ -38,7 +38,9 @@ use crate::state::{Origin, TxnId, TxnInfo, Violation};
 use crate::wire::body::BodyError;
 use crate::wire::cmd::{self, CREATE, DELETE};
 use crate::wire::constants::SPAN_MAXDIST;
-use crate::wire::{err, Header, Label, LnkConn, LnkSpan, LnkVolconf, Message, Uuid, VolData};
+use crate::wire::{
+    err, FrameRef, Header, Label, LnkConn, LnkSpan, LnkVolconf, Message, Uuid, VolData,
+};
 use slab::{FxMap, Slab};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -81,6 +83,11 @@ pub trait Links {
     fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
         let _ = (link, msg);
         Err(SendError::LinkDown)
+    }
+    /// [`Links::forward`] of a frame given by parts
+    /// (`Link::forward_frame`). The default forwards it as a message.
+    fn forward_frame(&mut self, link: LinkId, frame: &FrameRef<'_>) -> Result<(), SendError> {
+        self.forward(link, frame.to_message())
     }
     /// Declares circuit `id` on `link` (`Link::add_circuit`). The default
     /// refuses (circuits are then answered with `DMSG_ERR_CANTCIRC`).
@@ -571,6 +578,9 @@ impl Hub {
                 self.relay_message(link, msg.clone(), links)?;
                 Ok(Handled::Done)
             }
+            // Its bytes are with whoever read them: they relay it with
+            // Hub::relay_frame.
+            Event::RelayFrame(_) => Ok(Handled::NotMine),
             Event::Down(_) => {
                 self.remove_link(link, links);
                 Ok(Handled::Done)

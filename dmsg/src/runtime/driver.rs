@@ -8,6 +8,7 @@ use super::wakeup::Wakeup;
 use crate::crypto::Session;
 use crate::link::txqueue::TxQueue;
 use crate::link::{Event, Link, LinkError};
+use crate::wire::FrameRef;
 use rustix::event::Timespec;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -77,6 +78,23 @@ pub trait Handler {
         let _ = conn;
     }
 
+    /// Whether the handler takes relayed frames where they were read
+    /// ([`Handler::relay_frames`]) rather than as [`Event::Relay`]
+    /// messages. Asked when [`Driver::run`] starts; only a plaintext link
+    /// does it (an encrypted one reuses its read buffer as it opens it).
+    fn relays_in_place(&self) -> bool {
+        false
+    }
+
+    /// Frames on relay circuits, in the order read, which one read held
+    /// whole ([`Event::RelayFrame`]): they are in the driver's read buffer
+    /// and valid during the call only. Comes in place of the
+    /// [`Handler::event`] calls of those events, in order with the other
+    /// events. Only called when [`Handler::relays_in_place`] said so.
+    fn relay_frames(&mut self, conn: &Conn, frames: &[FrameRef<'_>]) {
+        let _ = (conn, frames);
+    }
+
     /// [`Conn::signal`] was called (once per run of requests).
     fn signal(&mut self, conn: &Conn) {
         let _ = conn;
@@ -144,6 +162,9 @@ pub struct Driver {
     /// [`Driver::run`]'s loop), until something else may have changed the
     /// link.
     synced: Option<Sync>,
+    /// Reads go to [`Link::receive_in_place`]: the handler relays frames
+    /// from `rbuf` ([`Handler::relays_in_place`]).
+    in_place: bool,
 }
 
 /// Reads made one after the other without sleeping while each fills the
@@ -295,6 +316,7 @@ impl Driver {
             written: 0,
             crypto: None,
             synced: None,
+            in_place: false,
         };
         Ok((driver, conn))
     }
@@ -347,6 +369,7 @@ impl Driver {
     pub fn run<H: Handler + ?Sized>(&mut self, handler: &mut H) -> LinkError {
         let previous = self.conn.on_driver_thread();
         self.conn.set_driving(true);
+        self.in_place = self.crypto.is_none() && handler.relays_in_place();
         let why = self.run_loop(handler);
         self.conn.set_driving(previous);
         why
@@ -386,12 +409,34 @@ impl Driver {
                 let touched = &self.conn.shared.touched;
                 touched.store(false, Ordering::Relaxed);
                 while let Some(ev) = self.events.pop_front() {
-                    if let Event::Down(e) = &ev {
-                        let e = e.clone();
-                        h.event(&self.conn, ev);
-                        return e;
+                    match ev {
+                        Event::Down(e) => {
+                            h.event(&self.conn, Event::Down(e.clone()));
+                            return e;
+                        }
+                        Event::RelayFrame(first) => {
+                            // Frames of the last read, which the buffer
+                            // holds until the next read, after every event
+                            // (the link only reports them from the bytes
+                            // it was given there).
+                            let mut frames = Vec::new();
+                            let mut next = Some(first);
+                            while let Some(at) = next {
+                                let frame = at.get(&self.rbuf);
+                                debug_assert!(frame.is_some(), "a frame out of the buffer");
+                                frames.extend(frame);
+                                next = match self.events.front() {
+                                    Some(Event::RelayFrame(at)) => Some(*at),
+                                    _ => None,
+                                };
+                                if next.is_some() {
+                                    self.events.pop_front();
+                                }
+                            }
+                            h.relay_frames(&self.conn, &frames);
+                        }
+                        ev => h.event(&self.conn, ev),
                     }
-                    h.event(&self.conn, ev);
                 }
                 h.batch_end(&self.conn);
                 if h.should_stop() {
@@ -721,7 +766,11 @@ impl Driver {
                 }
                 let data = self.rbuf.get(..len).unwrap_or(&[]);
                 let mut g = self.conn.lock_quiet();
-                g.link.receive(data);
+                if self.in_place {
+                    g.link.receive_in_place(data);
+                } else {
+                    g.link.receive(data);
+                }
                 // Take the queue and the events in the same hold.
                 self.synced = Some(sync_locked(
                     &mut g,

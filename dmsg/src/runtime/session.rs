@@ -461,7 +461,7 @@ impl Handler for SessionHandler {
             Event::Violation { violation, hdr } => {
                 drop(self.incoming.send(Incoming::Violation { violation, hdr }));
             }
-            Event::Relay { .. } => {}
+            Event::Relay { .. } | Event::RelayFrame(_) => {}
             Event::Down(e) => {
                 let left: Vec<Route> = lock(&self.shared.routes).drain().map(|(_, r)| r).collect();
                 drop(left);

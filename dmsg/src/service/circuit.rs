@@ -2,14 +2,20 @@
 //! the node's connections, circuits that end here, and the user side of
 //! them.
 //!
-//! - **Relaying.** A message received on a circuit this node relays
-//!   ([`Event::Relay`]) is handed to [`Hub::relay_message`] by value: one
-//!   decode (the receiving link's), no copy of the message, one encode on
-//!   the paired link (aux data of 4 KiB or more is queued without copying).
-//!   The relayed messages of one read are queued under one hold of the core
-//!   lock ([`Node::relay_batch`]), then written to the far socket by the
-//!   relaying thread itself when the far link's driver is not writing
-//!   ([`Conn::flush`]), with no wakeup of that driver.
+//! - **Relaying.** A frame received on a circuit this node relays is
+//!   forwarded from the receiving driver's read buffer when that read holds
+//!   it whole ([`Event::RelayFrame`](crate::link::Event::RelayFrame),
+//!   [`Node::relay_frames`]): checked, then its header re-encoded for the
+//!   paired link and its aux copied once, onto that link's queue; no
+//!   message is built, nothing allocated per frame, and the frames of a
+//!   read that go to one link are queued under one hold of its lock. A
+//!   frame that a read cuts in two arrives as a message
+//!   ([`Event::Relay`]), handed to [`Hub::relay_message`] by value
+//!   ([`Node::relay_batch`]), in order with the others. Either way the
+//!   relayed traffic of one read is queued under one hold of the core lock,
+//!   then written to the far socket by the relaying thread itself when the
+//!   far link's driver is not writing ([`Conn::flush`]), with no wakeup of
+//!   that driver.
 //!   When that link's transmit queue is over its limit, the relaying thread
 //!   waits (outside every node lock) for it to drain, for at most
 //!   [`RELAY_WAIT`]: a fast sender is slowed down to the pace of the far
@@ -40,10 +46,10 @@
 use super::dbg::Shell;
 use super::{lock, Node, ServiceEvent};
 use crate::link::{Event, SendError};
-use crate::lnk::{CircError, CircuitEvent, CircuitId, CircuitView, Hub, LinkId, NodeId};
+use crate::lnk::{CircError, CircuitEvent, CircuitId, CircuitView, Hub, LinkId, LnkError, NodeId};
 use crate::runtime::Conn;
 use crate::state::{TxnId, TxnInfo};
-use crate::wire::Message;
+use crate::wire::{FrameRef, Message};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -297,6 +303,68 @@ impl Node {
     /// transmit queue is over its limit, waits up to [`RELAY_WAIT`] for it
     /// to drain. A refusal is reported as [`ServiceEvent::Refused`].
     pub fn relay_batch(&self, link: LinkId, msgs: impl IntoIterator<Item = Message>) {
+        self.relay_each(link, |hub, links, refused| {
+            for msg in msgs {
+                if let Err(e) = hub.relay_message(link, msg, links) {
+                    refused.push(e);
+                }
+            }
+        });
+    }
+
+    /// [`Node::relay_batch`] of frames left where they were read
+    /// ([`Event::RelayFrame`], [`Hub::relay_frame`]): their bytes are
+    /// copied onto the far links' queues, no message is built.
+    ///
+    /// [`Event::RelayFrame`]: crate::link::Event::RelayFrame
+    pub fn relay_frames(&self, link: LinkId, frames: &[FrameRef<'_>]) {
+        self.relay_each(link, |hub, links, refused| {
+            let mut rest = frames;
+            let mut run = Vec::new();
+            while !rest.is_empty() {
+                // The longest run of frames routed to one far link, queued
+                // under one hold of its lock.
+                run.clear();
+                let mut far = None;
+                for frame in rest {
+                    let Some(to) = hub.relay_route(link, frame.hdr.circuit) else {
+                        break;
+                    };
+                    if far.is_some_and(|l| l != to.link) {
+                        break;
+                    }
+                    far = Some(to.link);
+                    let mut out = *frame;
+                    out.hdr.circuit = to.id;
+                    run.push(out);
+                }
+                let queued = match far {
+                    Some(l) => links.forward_frames(l, &run).unwrap_or(0),
+                    None => 0,
+                };
+                // What could not be queued goes one by one, through the
+                // hub's answer to a circuit it cannot relay on.
+                let done = queued.max(1).min(rest.len());
+                if queued == 0 {
+                    if let Some(frame) = rest.first() {
+                        if let Err(e) = hub.relay_frame(link, frame, links) {
+                            refused.push(e);
+                        }
+                    }
+                }
+                rest = rest.get(done..).unwrap_or(&[]);
+            }
+        });
+    }
+
+    /// The body of both relays: `relay` runs under one hold of the core
+    /// lock, collecting refusals; then the far links are flushed, the
+    /// refusals reported, and a congested far link waited for.
+    fn relay_each(
+        &self,
+        link: LinkId,
+        relay: impl FnOnce(&mut Hub, &mut super::NodeLinks<'_>, &mut Vec<LnkError>),
+    ) {
         // The hot path of a relay: one hold of the core lock and nothing
         // else (relaying produces no hub events to deliver).
         let mut refused = Vec::new();
@@ -309,11 +377,7 @@ impl Node {
                 congested: None,
                 deferred: Some(Vec::new()),
             };
-            for msg in msgs {
-                if let Err(e) = hub.relay_message(link, msg, &mut links) {
-                    refused.push(e);
-                }
-            }
+            relay(hub, &mut links, &mut refused);
             (links.congested.take(), links.deferred.take())
         };
         for conn in touched.iter().flatten() {

@@ -92,7 +92,7 @@ use crate::lnk::{
 use crate::runtime::Conn;
 use crate::state::TxnId;
 use crate::wire::constants::PEER_CLUSTER;
-use crate::wire::{Header, LnkConn, LnkSpan, Message};
+use crate::wire::{FrameRef, Header, LnkConn, LnkSpan, Message};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,6 +222,68 @@ impl NodeLinks<'_> {
     pub fn conn(&self, link: LinkId) -> Option<&Conn> {
         self.conns.get(&link).map(|e| &e.conn)
     }
+
+    /// [`Links::forward_frame`] of `frames` (their circuits rewritten
+    /// already), in order, under one hold of `link`'s lock. Stops at the
+    /// first that cannot be queued: returns how many were, or the error
+    /// when not one was.
+    pub(super) fn forward_frames(
+        &mut self,
+        link: LinkId,
+        frames: &[FrameRef<'_>],
+    ) -> Result<usize, SendError> {
+        self.relayed(link, |l, bound| {
+            let mut queued = 0;
+            for frame in frames {
+                let r = if l.tx_len() >= bound {
+                    Err(SendError::Congested)
+                } else {
+                    l.forward_frame(frame)
+                };
+                match r {
+                    Ok(()) => queued += 1,
+                    Err(e) if queued == 0 => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(queued)
+        })
+    }
+
+    /// Queues relayed traffic on `link` with `queue`, which is given the
+    /// bound past which it must not queue ([`circuit::RELAY_QUEUE_FACTOR`]
+    /// times the limit: [`SendError::Congested`]) and says how many
+    /// messages it queued. Notes the link as congested when its queue is
+    /// over the limit after, and, in a deferred batch, as touched
+    /// (flushed once the batch is done).
+    fn relayed(
+        &mut self,
+        link: LinkId,
+        queue: impl FnOnce(&mut crate::link::Link, usize) -> Result<usize, SendError>,
+    ) -> Result<usize, SendError> {
+        let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
+        let limit = entry.conn.tx_limit();
+        let bound = limit.saturating_mul(circuit::RELAY_QUEUE_FACTOR);
+        let queue = |l: &mut crate::link::Link| {
+            let n = queue(l, bound)?;
+            Ok::<_, SendError>((n, l.tx_len() >= limit))
+        };
+        let (n, over) = match self.deferred.as_mut() {
+            Some(touched) => {
+                let r = entry.conn.with_link_deferred(queue)?;
+                if !touched.iter().any(|c| c.same(&entry.conn)) {
+                    touched.push(entry.conn.clone());
+                }
+                r
+            }
+            None => entry.conn.with_link_nowait(queue)?,
+        };
+        *self.sent += n as u64;
+        if over {
+            self.congested = Some(entry.conn.clone());
+        }
+        Ok(n)
+    }
 }
 
 impl Links for NodeLinks<'_> {
@@ -246,31 +308,18 @@ impl Links for NodeLinks<'_> {
         self.with(link, |l| l.reply_oneway(to, error))
     }
     fn forward(&mut self, link: LinkId, msg: Message) -> Result<(), SendError> {
-        let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;
-        let limit = entry.conn.tx_limit();
-        let bound = limit.saturating_mul(circuit::RELAY_QUEUE_FACTOR);
-        let queue = |l: &mut crate::link::Link| {
+        self.relayed(link, |l, bound| {
             if l.tx_len() >= bound {
                 return Err(SendError::Congested);
             }
             l.forward(msg)?;
-            Ok::<_, SendError>(l.tx_len() >= limit)
-        };
-        let over = match self.deferred.as_mut() {
-            Some(touched) => {
-                let over = entry.conn.with_link_deferred(queue)?;
-                if !touched.iter().any(|c| c.same(&entry.conn)) {
-                    touched.push(entry.conn.clone());
-                }
-                over
-            }
-            None => entry.conn.with_link_nowait(queue)?,
-        };
-        *self.sent += 1;
-        if over {
-            self.congested = Some(entry.conn.clone());
-        }
-        Ok(())
+            Ok(1)
+        })
+        .map(|_| ())
+    }
+    fn forward_frame(&mut self, link: LinkId, frame: &FrameRef<'_>) -> Result<(), SendError> {
+        self.forward_frames(link, std::slice::from_ref(frame))
+            .map(|_| ())
     }
     fn add_circuit(&mut self, link: LinkId, id: u64, role: CircuitRole) -> Result<(), SendError> {
         let entry = self.conns.get(&link).ok_or(SendError::LinkDown)?;

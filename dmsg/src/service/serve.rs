@@ -9,7 +9,7 @@ use crate::runtime::crypto::{is_inet_socket, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::runtime::{Conn, Driver, DriverConfig, Handler};
 use crate::state::Origin;
 use crate::wire::cmd::{self, CREATE};
-use crate::wire::{err, LnkConn};
+use crate::wire::{err, FrameRef, LnkConn};
 use rustix::fd::{AsRawFd, OwnedFd};
 use std::fmt;
 use std::io;
@@ -387,6 +387,16 @@ impl Handler for Service<'_> {
 
     fn batch_end(&mut self, _conn: &Conn) {
         self.relay_pending();
+    }
+
+    fn relays_in_place(&self) -> bool {
+        true
+    }
+
+    fn relay_frames(&mut self, _conn: &Conn, frames: &[FrameRef<'_>]) {
+        // Relayed messages that came before them go first.
+        self.relay_pending();
+        self.node.relay_frames(self.link, frames);
     }
 
     fn signal(&mut self, _conn: &Conn) {

@@ -49,6 +49,40 @@ impl Message {
     }
 }
 
+/// A whole received frame seen in place, in the bytes it was read into:
+/// what [`Decoder::decode_in_place`] gives for a frame that a read holds
+/// entirely, every receiver check passed. A relay forwards such a frame
+/// from its read buffer, with no [`Message`] built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// The core header, as received.
+    pub hdr: Header,
+    /// The extended header past the 64-byte core.
+    pub ext: &'a [u8],
+    /// The aux data, exactly `aux_bytes` long (no padding).
+    pub aux: &'a [u8],
+}
+
+impl FrameRef<'_> {
+    /// The frame as an owned message.
+    pub fn to_message(&self) -> Message {
+        Message {
+            hdr: self.hdr,
+            ext: self.ext.to_vec(),
+            aux: self.aux.to_vec(),
+        }
+    }
+}
+
+/// What [`Decoder::decode_in_place`] gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A frame the input held whole, where it is.
+    InPlace(FrameRef<'a>),
+    /// A message completed from bytes the decoder had buffered.
+    Message(Message),
+}
+
 /// Why a frame was refused by the decoder. Every one of these is terminal
 /// for the stream: the link is closed with this reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,11 +314,37 @@ impl Encoder {
         salt_noise: u32,
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
+        let frame = FrameRef {
+            hdr: msg.hdr,
+            ext: &msg.ext,
+            aux: &msg.aux,
+        };
+        self.head_of(&frame, cmd, salt_noise, out)
+    }
+
+    /// [`Encoder::encode_head`] of a frame given by parts (a frame being
+    /// relayed from where it was read).
+    pub(crate) fn encode_frame_head(
+        &mut self,
+        frame: &FrameRef<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
+        let noise = self.next_noise() << 8;
+        self.head_of(frame, frame.hdr.cmd, noise, out)
+    }
+
+    fn head_of(
+        &mut self,
+        msg: &FrameRef<'_>,
+        cmd: u32,
+        salt_noise: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
         validate_parts(cmd, msg.ext.len(), msg.aux.len())?;
         let aux_len = msg.aux.len();
         let mut aux_crc_field = msg.hdr.aux_crc;
         if aux_len != 0 && aux_crc_field == 0 {
-            aux_crc_field = aux_crc(&msg.aux);
+            aux_crc_field = aux_crc(msg.aux);
         }
         let hdr = Header {
             magic: MAGIC,
@@ -305,14 +365,14 @@ impl Encoder {
             hdr.emit(core);
             let mut crc = crc32c(core);
             if !msg.ext.is_empty() {
-                crc = crc32c_append(crc, &msg.ext);
+                crc = crc32c_append(crc, msg.ext);
             }
             // `hdr_crc` ends the core header.
             if let Some(field) = core.last_chunk_mut::<4>() {
                 *field = crc.to_le_bytes();
             }
         }
-        out.extend_from_slice(&msg.ext);
+        out.extend_from_slice(msg.ext);
         self.seq = self.seq.wrapping_add(1);
         Ok(pad_len(aux_len))
     }
@@ -535,13 +595,31 @@ impl Decoder {
 }
 
 impl Decoder {
-    /// The fast path of [`Decoder::decode`]: a whole, valid frame at the
-    /// front of `input`, between frames, is decoded straight from `input`
-    /// without buffering its header. Anything else (a partial frame, or any
-    /// check failing) returns `None` with nothing consumed, and the general
-    /// path runs, so errors are reported exactly as it reports them.
-    fn decode_whole(&mut self, input: &mut &[u8]) -> Option<Message> {
-        let bytes: &[u8] = input;
+    /// Like [`Decoder::decode`], but a whole frame at the front of `input`
+    /// (between frames, with every check passed) is returned in place,
+    /// borrowed from `input` ([`Decoded::InPlace`]), instead of as a
+    /// [`Message`]. Anything else goes through [`Decoder::decode`]: a
+    /// message completed from buffered bytes ([`Decoded::Message`]), and
+    /// its `Ok(None)` and errors.
+    pub fn decode_in_place<'a>(
+        &mut self,
+        input: &mut &'a [u8],
+    ) -> Result<Option<Decoded<'a>>, DecodeError> {
+        if self.phase == Phase::Core && self.head.is_empty() {
+            if let Some(frame) = self.whole(input) {
+                return Ok(Some(Decoded::InPlace(frame)));
+            }
+        }
+        Ok(self.decode(input)?.map(Decoded::Message))
+    }
+
+    /// The fast path of both decodes: a whole, valid frame at the front of
+    /// `input`, between frames, is checked straight in `input` without
+    /// buffering its header. Anything else (a partial frame, or any check
+    /// failing) returns `None` with nothing consumed, and the general path
+    /// runs, so errors are reported exactly as it reports them.
+    fn whole<'a>(&mut self, input: &mut &'a [u8]) -> Option<FrameRef<'a>> {
+        let bytes: &'a [u8] = input;
         let core: &[u8; HEADER_SIZE] = bytes.first_chunk()?;
         let hdr = Header::parse(core);
         let h = hdr.header_size();
@@ -570,22 +648,15 @@ impl Decoder {
         if crc != hdr.hdr_crc || (aligned != 0 && crc32c(aux) != hdr.aux_crc) {
             return None;
         }
+        let aux = aux.get(..aux_len)?;
         self.seq = self.seq.wrapping_add(1);
-        let msg = Message {
-            hdr,
-            ext: if ext.is_empty() {
-                Vec::new()
-            } else {
-                ext.to_vec()
-            },
-            aux: if aux_len == 0 {
-                Vec::new()
-            } else {
-                aux.get(..aux_len)?.to_vec()
-            },
-        };
         *input = bytes.get(end..)?;
-        Some(msg)
+        Some(FrameRef { hdr, ext, aux })
+    }
+
+    /// [`Decoder::whole`] as an owned message.
+    fn decode_whole(&mut self, input: &mut &[u8]) -> Option<Message> {
+        self.whole(input).map(|f| f.to_message())
     }
 }
 
@@ -604,6 +675,75 @@ mod tests {
         m.hdr.msgid = 0x1234;
         m.aux = aux.to_vec();
         m
+    }
+
+    #[test]
+    fn in_place_decodes_whole_frames_where_they_are() {
+        let msgs = [
+            sample(cmd::LNK_PING, b""),
+            sample(cmd::DBG_SHELL, b"tree\0"),
+            sample(cmd::LNK_SPAN | cmd::CREATE, &[3; 4096]),
+        ];
+        let mut enc = Encoder::new(3);
+        let mut wire = Vec::new();
+        for m in &msgs {
+            enc.encode(m, &mut wire).unwrap();
+        }
+        // Whole in one input: every frame in place, equal to what decode
+        // gives.
+        let mut by_decode = Vec::new();
+        let mut d = Decoder::new();
+        let mut input = &wire[..];
+        while let Some(m) = d.decode(&mut input).unwrap() {
+            by_decode.push(m);
+        }
+        let mut d = Decoder::new();
+        let mut input = &wire[..];
+        for want in &by_decode {
+            let Some(Decoded::InPlace(f)) = d.decode_in_place(&mut input).unwrap() else {
+                panic!("not in place");
+            };
+            assert_eq!(&f.to_message(), want);
+            assert!(wire.as_ptr_range().contains(&f.aux.as_ptr()) || f.aux.is_empty());
+        }
+        assert!(input.is_empty());
+        assert_eq!(d.decode_in_place(&mut input).unwrap(), None);
+        assert_eq!(by_decode.len(), 3);
+
+        // Cut in the second frame: the first in place, the second a
+        // message once the rest comes, the third in place again.
+        let cut = 64 + 30;
+        let mut d = Decoder::new();
+        let mut input = &wire[..cut];
+        assert!(matches!(
+            d.decode_in_place(&mut input),
+            Ok(Some(Decoded::InPlace(_)))
+        ));
+        assert_eq!(d.decode_in_place(&mut input), Ok(None));
+        let mut input = &wire[cut..];
+        assert_eq!(
+            d.decode_in_place(&mut input),
+            Ok(Some(Decoded::Message(by_decode[1].clone())))
+        );
+        assert!(
+            matches!(d.decode_in_place(&mut input), Ok(Some(Decoded::InPlace(f))) if f.to_message() == by_decode[2])
+        );
+
+        // A damaged frame (the second one's aux): the same error as
+        // decode's.
+        let mut bad = wire.clone();
+        bad[64 * 2] ^= 1;
+        let mut d = Decoder::new();
+        let mut input = &bad[..];
+        assert!(matches!(
+            d.decode_in_place(&mut input),
+            Ok(Some(Decoded::InPlace(_)))
+        ));
+        let e = d.decode_in_place(&mut input).unwrap_err();
+        let mut d2 = Decoder::new();
+        let mut input = &bad[..];
+        d2.decode(&mut input).unwrap();
+        assert_eq!(d2.decode(&mut input).unwrap_err(), e);
     }
 
     #[test]

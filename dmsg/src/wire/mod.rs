@@ -20,7 +20,9 @@ pub use body::{
     BlkError, BlkOpen, BlkRead, Body, BodyError, DbgShell, LnkAuth, LnkCirc, LnkConn, LnkSpan,
     LnkVolconf, Media, MediaBlock, VolData,
 };
-pub use frame::{validate, zero_pad, DecodeError, Decoder, EncodeError, Encoder, Message};
+pub use frame::{
+    validate, zero_pad, DecodeError, Decoded, Decoder, EncodeError, Encoder, FrameRef, Message,
+};
 pub use header::{Header, HEADER_SIZE};
 pub use label::{Label, LabelError};
 pub use uuid::{Uuid, UuidParseError};
