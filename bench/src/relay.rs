@@ -331,6 +331,24 @@ fn main() -> Res<()> {
             Rate::default()
         };
         let raw = if run("raw") { Some(raw(window)?) } else { None };
+        if only.is_some() {
+            // One case alone: its figures, no ratio.
+            for (name, rate) in [("direct", direct), ("1 relay", r1), ("3 relays", r3)] {
+                if rate.msgs > 0.0 {
+                    println!(
+                        "  round {round}: {name} {:>8.0} msg/s, CPU per message {:.2} µs",
+                        rate.msgs, rate.cpu_us
+                    );
+                }
+            }
+            if let Some(raw) = raw {
+                println!(
+                    "  round {round}: raw sockets: direct {:>8.0} msg/s {:.2} µs, 1 relay {:>8.0} msg/s {:.2} µs; the raw hop's thread {:.2} µs",
+                    raw.direct.msgs, raw.direct.cpu_us, raw.relayed.msgs, raw.relayed.cpu_us, raw.hop_us
+                );
+            }
+            continue;
+        }
         let base = direct.msgs.max(1e-9);
         one.push(r1.msgs / base);
         three.push(r3.msgs / base);
@@ -364,6 +382,9 @@ fn main() -> Res<()> {
                 ceiling * 100.0
             );
         }
+    }
+    if only.is_some() {
+        return Ok(());
     }
     let (m1, m3) = (median(one), median(three));
     let verdict = if m1 >= 0.80 { "met" } else { "NOT met" };
