@@ -394,8 +394,9 @@ pub struct CryptoStage {
     /// Bytes of an incomplete chunk at the front of the read buffer.
     held: usize,
     /// Where the incomplete chunk of the last read is in the read buffer
-    /// (moved to the front by [`CryptoStage::keep_tail`]), and its length.
-    tail: (usize, usize),
+    /// (moved to the front by [`CryptoStage::keep_tail`]), and its length;
+    /// `None` once moved.
+    tail: Option<(usize, usize)>,
 }
 
 impl CryptoStage {
@@ -414,7 +415,7 @@ impl CryptoStage {
             cipher_len: 0,
             cipher_done: 0,
             held: 0,
-            tail: (0, 0),
+            tail: None,
         }
     }
 
@@ -490,18 +491,21 @@ impl CryptoStage {
     /// bytes at its front and the bytes just read after them. Returns the
     /// length of the plaintext, packed at the front of `buf`, or the link
     /// error of a bad tag. Call [`CryptoStage::keep_tail`] when the
-    /// plaintext has been used.
+    /// plaintext has been used, before the next read.
     pub fn open_in_place(&mut self, buf: &mut [u8]) -> Result<usize, LinkError> {
         let plain = self.opener.open_in_place(buf).map_err(stream_failure)?;
         let whole = plain / CHUNK_SIZE * WIRE_CHUNK_SIZE;
-        self.tail = (whole, buf.len().saturating_sub(whole));
+        self.tail = Some((whole, buf.len().saturating_sub(whole)));
         Ok(plain)
     }
 
     /// Moves the incomplete chunk at the end of the last opened read to the
-    /// front of `buf` (over the used plaintext), for the next read.
+    /// front of `buf` (over the used plaintext), for the next read. Once
+    /// per opened read: another call before the next open does nothing.
     pub fn keep_tail(&mut self, buf: &mut [u8]) {
-        let (at, len) = std::mem::take(&mut self.tail);
+        let Some((at, len)) = self.tail.take() else {
+            return;
+        };
         if len > 0 && at + len <= buf.len() {
             buf.copy_within(at..at + len, 0);
             self.held = len;

@@ -80,8 +80,7 @@ pub trait Handler {
 
     /// Whether the handler takes relayed frames where they were read
     /// ([`Handler::relay_frames`]) rather than as [`Event::Relay`]
-    /// messages. Asked when [`Driver::run`] starts; only a plaintext link
-    /// does it (an encrypted one reuses its read buffer as it opens it).
+    /// messages. Asked when [`Driver::run`] starts.
     fn relays_in_place(&self) -> bool {
         false
     }
@@ -369,7 +368,7 @@ impl Driver {
     pub fn run<H: Handler + ?Sized>(&mut self, handler: &mut H) -> LinkError {
         let previous = self.conn.on_driver_thread();
         self.conn.set_driving(true);
-        self.in_place = self.crypto.is_none() && handler.relays_in_place();
+        self.in_place = handler.relays_in_place();
         let why = self.run_loop(handler);
         self.conn.set_driving(previous);
         why
@@ -730,7 +729,12 @@ impl Driver {
     /// One read from the socket into the engine.
     fn read(&mut self) -> Read {
         // An encrypted link keeps the bytes of an incomplete chunk at the
-        // front of the buffer and reads after them.
+        // front of the buffer and reads after them. They are moved there
+        // now, not right after the last read: until now its plaintext
+        // stayed where it was, for the frames relayed from it.
+        if let Some(stage) = self.crypto.as_mut() {
+            stage.keep_tail(&mut self.rbuf);
+        }
         let held = self.crypto.as_ref().map_or(0, CryptoStage::held);
         let room = self.rbuf.len().saturating_sub(held);
         let buf = self.rbuf.get_mut(held..).unwrap_or_default();
@@ -780,9 +784,6 @@ impl Driver {
                     &mut self.written,
                 ));
                 drop(g);
-                if let Some(stage) = self.crypto.as_mut() {
-                    stage.keep_tail(&mut self.rbuf);
-                }
                 return if n == room { Read::Full } else { Read::Some };
             }
             Err(Errno::AGAIN) | Err(Errno::INTR) => return Read::Nothing,
