@@ -45,37 +45,33 @@ pub enum Event {
 }
 
 /// Where a whole frame lies in the bytes given to
-/// [`super::Link::receive_in_place`] ([`Event::RelayFrame`]).
+/// [`super::Link::receive_in_place`] ([`Event::RelayFrame`]). Only its
+/// offset: an event that holds more (the header) makes every [`Event`]
+/// slower to move, relayed or not.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameAt {
-    /// The core header, as received.
-    pub hdr: Header,
     /// Offset of the frame's first byte.
     start: usize,
-    /// Length of its extended header (64 bytes or more).
-    header_size: usize,
 }
 
 impl FrameAt {
-    pub(super) fn new(hdr: Header, start: usize) -> FrameAt {
-        FrameAt {
-            hdr,
-            start,
-            header_size: hdr.header_size(),
-        }
+    pub(super) fn new(start: usize) -> FrameAt {
+        FrameAt { start }
     }
 
     /// The frame, in `input`: the bytes that were given to the
-    /// [`super::Link::receive_in_place`] call that reported it. `None` if
-    /// `input` is too short to be those bytes.
+    /// [`super::Link::receive_in_place`] call that reported it (the
+    /// decoder checked it there). `None` if `input` is too short to be
+    /// those bytes.
     pub fn get<'a>(&self, input: &'a [u8]) -> Option<FrameRef<'a>> {
-        let ext_at = self.start.checked_add(HEADER_SIZE)?;
-        let aux_at = self.start.checked_add(self.header_size)?;
-        let aux_end = aux_at.checked_add(usize::try_from(self.hdr.aux_bytes).ok()?)?;
+        let bytes = input.get(self.start..)?;
+        let hdr = Header::parse(bytes.first_chunk::<HEADER_SIZE>()?);
+        let aux_at = hdr.header_size();
+        let aux_end = aux_at.checked_add(usize::try_from(hdr.aux_bytes).ok()?)?;
         Some(FrameRef {
-            hdr: self.hdr,
-            ext: input.get(ext_at..aux_at)?,
-            aux: input.get(aux_at..aux_end)?,
+            hdr,
+            ext: bytes.get(HEADER_SIZE..aux_at)?,
+            aux: bytes.get(aux_at..aux_end)?,
         })
     }
 }

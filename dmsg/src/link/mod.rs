@@ -27,7 +27,7 @@ pub use event::{Event, FrameAt, LinkError, SendError};
 
 use crate::state::{classify, Origin, RxAction, TxnId, TxnInfo, Violation};
 use crate::wire::cmd::{self, ABORT, CREATE, DELETE, REPLY};
-use crate::wire::{err, ioq_error, Decoded, Decoder, Encoder, FrameRef, Message};
+use crate::wire::{err, ioq_error, Decoder, Encoder, FrameRef, Message};
 use std::collections::{HashMap, VecDeque};
 use table::Table;
 use txqueue::TxQueue;
@@ -137,21 +137,27 @@ impl Link {
         self.receive_as(input, true);
     }
 
+    /// Both receives in one loop: the decoder and the dispatch have one
+    /// caller each, so both are inlined into it (with a second caller they
+    /// were not, and every message was copied once more between them).
+    #[inline(never)]
     fn receive_as(&mut self, input: &[u8], in_place: bool) {
         let mut rest = input;
         while self.down.is_none() {
-            let start = input.len().saturating_sub(rest.len());
-            match self.decoder.decode_in_place(&mut rest) {
-                Ok(Some(Decoded::InPlace(frame))) => {
-                    let c = frame.hdr.circuit;
-                    if in_place && c != 0 && self.circuits.get(&c) == Some(&CircuitRole::Relay) {
-                        let at = FrameAt::new(frame.hdr, start);
-                        self.events.push_back(Event::RelayFrame(at));
-                    } else {
-                        self.dispatch(frame.to_message());
-                    }
+            if in_place {
+                let start = input.len().saturating_sub(rest.len());
+                let relayed = self
+                    .decoder
+                    .peek_circuit(rest)
+                    .is_some_and(|c| c != 0 && self.circuits.get(&c) == Some(&CircuitRole::Relay));
+                if relayed && self.decoder.decode_in_place(&mut rest).is_some() {
+                    self.events
+                        .push_back(Event::RelayFrame(FrameAt::new(start)));
+                    continue;
                 }
-                Ok(Some(Decoded::Message(msg))) => self.dispatch(msg),
+            }
+            match self.decoder.decode(&mut rest) {
+                Ok(Some(msg)) => self.dispatch(msg),
                 Ok(None) => break,
                 Err(e) => self.fail(LinkError::Decode(e)),
             }
@@ -187,6 +193,7 @@ impl Link {
         self.txns.unanswered()
     }
 
+    #[inline(always)]
     fn dispatch(&mut self, msg: Message) {
         let circuit = msg.hdr.circuit;
         if circuit != 0 {

@@ -408,34 +408,19 @@ impl Driver {
                 let touched = &self.conn.shared.touched;
                 touched.store(false, Ordering::Relaxed);
                 while let Some(ev) = self.events.pop_front() {
-                    match ev {
-                        Event::Down(e) => {
-                            h.event(&self.conn, Event::Down(e.clone()));
-                            return e;
+                    if self.in_place {
+                        if let Event::RelayFrame(first) = &ev {
+                            let first = *first;
+                            self.relay_frames(h, first);
+                            continue;
                         }
-                        Event::RelayFrame(first) => {
-                            // Frames of the last read, which the buffer
-                            // holds until the next read, after every event
-                            // (the link only reports them from the bytes
-                            // it was given there).
-                            let mut frames = Vec::new();
-                            let mut next = Some(first);
-                            while let Some(at) = next {
-                                let frame = at.get(&self.rbuf);
-                                debug_assert!(frame.is_some(), "a frame out of the buffer");
-                                frames.extend(frame);
-                                next = match self.events.front() {
-                                    Some(Event::RelayFrame(at)) => Some(*at),
-                                    _ => None,
-                                };
-                                if next.is_some() {
-                                    self.events.pop_front();
-                                }
-                            }
-                            h.relay_frames(&self.conn, &frames);
-                        }
-                        ev => h.event(&self.conn, ev),
                     }
+                    if let Event::Down(e) = &ev {
+                        let e = e.clone();
+                        h.event(&self.conn, ev);
+                        return e;
+                    }
+                    h.event(&self.conn, ev);
                 }
                 h.batch_end(&self.conn);
                 if h.should_stop() {
@@ -461,6 +446,29 @@ impl Driver {
             }
             self.wait(h, flush.blocked, sync);
         }
+    }
+
+    /// Hands `first` and the [`Event::RelayFrame`]s right after it to
+    /// [`Handler::relay_frames`]: frames of the last read, which the
+    /// buffer holds until the next read, after every event (the link only
+    /// reports them from the bytes it was given there).
+    #[inline(never)]
+    fn relay_frames<H: Handler + ?Sized>(&mut self, h: &mut H, first: crate::link::FrameAt) {
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(at) = next {
+            let frame = at.get(&self.rbuf);
+            debug_assert!(frame.is_some(), "a frame out of the buffer");
+            frames.extend(frame);
+            next = match self.events.front() {
+                Some(Event::RelayFrame(at)) => Some(*at),
+                _ => None,
+            };
+            if next.is_some() {
+                self.events.pop_front();
+            }
+        }
+        h.relay_frames(&self.conn, &frames);
     }
 
     /// Whether the driver may sleep right after a write without telling

@@ -68,19 +68,20 @@ impl FrameRef<'_> {
     pub fn to_message(&self) -> Message {
         Message {
             hdr: self.hdr,
-            ext: self.ext.to_vec(),
-            aux: self.aux.to_vec(),
+            ext: owned(self.ext),
+            aux: owned(self.aux),
         }
     }
 }
 
-/// What [`Decoder::decode_in_place`] gives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// A frame the input held whole, where it is.
-    InPlace(FrameRef<'a>),
-    /// A message completed from bytes the decoder had buffered.
-    Message(Message),
+/// `bytes` in a vector of their own (none allocated when empty).
+#[inline]
+fn owned(bytes: &[u8]) -> Vec<u8> {
+    if bytes.is_empty() {
+        Vec::new()
+    } else {
+        bytes.to_vec()
+    }
 }
 
 /// Why a frame was refused by the decoder. Every one of these is terminal
@@ -314,12 +315,7 @@ impl Encoder {
         salt_noise: u32,
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
-        let frame = FrameRef {
-            hdr: msg.hdr,
-            ext: &msg.ext,
-            aux: &msg.aux,
-        };
-        self.head_of(&frame, cmd, salt_noise, out)
+        self.head_of(&msg.hdr, &msg.ext, &msg.aux, cmd, salt_noise, out)
     }
 
     /// [`Encoder::encode_head`] of a frame given by parts (a frame being
@@ -330,21 +326,26 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
         let noise = self.next_noise() << 8;
-        self.head_of(frame, frame.hdr.cmd, noise, out)
+        self.head_of(&frame.hdr, frame.ext, frame.aux, frame.hdr.cmd, noise, out)
     }
 
+    /// The header of a frame by its parts, each read where it is (the
+    /// header is not copied first: see [`Encoder::head`]).
+    #[inline]
     fn head_of(
         &mut self,
-        msg: &FrameRef<'_>,
+        from: &Header,
+        ext: &[u8],
+        aux: &[u8],
         cmd: u32,
         salt_noise: u32,
         out: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
-        validate_parts(cmd, msg.ext.len(), msg.aux.len())?;
-        let aux_len = msg.aux.len();
-        let mut aux_crc_field = msg.hdr.aux_crc;
+        validate_parts(cmd, ext.len(), aux.len())?;
+        let aux_len = aux.len();
+        let mut aux_crc_field = from.aux_crc;
         if aux_len != 0 && aux_crc_field == 0 {
-            aux_crc_field = aux_crc(msg.aux);
+            aux_crc_field = aux_crc(aux);
         }
         let hdr = Header {
             magic: MAGIC,
@@ -354,7 +355,7 @@ impl Encoder {
             // Checked above to be at most 65536.
             aux_bytes: aux_len as u32,
             hdr_crc: 0,
-            ..msg.hdr
+            ..*from
         };
         let at = out.len();
         out.extend_from_slice(&[0; HEADER_SIZE]);
@@ -364,15 +365,15 @@ impl Encoder {
         {
             hdr.emit(core);
             let mut crc = crc32c(core);
-            if !msg.ext.is_empty() {
-                crc = crc32c_append(crc, msg.ext);
+            if !ext.is_empty() {
+                crc = crc32c_append(crc, ext);
             }
             // `hdr_crc` ends the core header.
             if let Some(field) = core.last_chunk_mut::<4>() {
                 *field = crc.to_le_bytes();
             }
         }
-        out.extend_from_slice(msg.ext);
+        out.extend_from_slice(ext);
         self.seq = self.seq.wrapping_add(1);
         Ok(pad_len(aux_len))
     }
@@ -506,12 +507,19 @@ impl Decoder {
     /// message, `Ok(None)` when `input` ran out first (the partial frame is
     /// kept), or the error that makes the stream unusable. After an error
     /// every call returns the same error and consumes nothing.
+    #[inline(always)]
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Message>, DecodeError> {
         if self.phase == Phase::Core && self.head.is_empty() {
             if let Some(msg) = self.decode_whole(input) {
                 return Ok(Some(msg));
             }
         }
+        self.decode_buffered(input)
+    }
+
+    /// The general path of both decodes: buffers what a frame needs until
+    /// it is whole, checking it as it comes.
+    fn decode_buffered(&mut self, input: &mut &[u8]) -> Result<Option<Message>, DecodeError> {
         loop {
             match self.phase.clone() {
                 Phase::Failed(e) => return Err(e),
@@ -595,31 +603,47 @@ impl Decoder {
 }
 
 impl Decoder {
-    /// Like [`Decoder::decode`], but a whole frame at the front of `input`
-    /// (between frames, with every check passed) is returned in place,
-    /// borrowed from `input` ([`Decoded::InPlace`]), instead of as a
-    /// [`Message`]. Anything else goes through [`Decoder::decode`]: a
-    /// message completed from buffered bytes ([`Decoded::Message`]), and
-    /// its `Ok(None)` and errors.
-    pub fn decode_in_place<'a>(
-        &mut self,
-        input: &mut &'a [u8],
-    ) -> Result<Option<Decoded<'a>>, DecodeError> {
-        if self.phase == Phase::Core && self.head.is_empty() {
-            if let Some(frame) = self.whole(input) {
-                return Ok(Some(Decoded::InPlace(frame)));
-            }
+    /// The circuit of the frame at the front of `input`, between frames,
+    /// as its header says, unchecked: a hint of where the frame goes
+    /// before it is decoded (and checked). `None` mid-frame or when
+    /// `input` holds less than a header.
+    #[inline]
+    pub fn peek_circuit(&self, input: &[u8]) -> Option<u64> {
+        if self.phase != Phase::Core || !self.head.is_empty() {
+            return None;
         }
-        Ok(self.decode(input)?.map(Decoded::Message))
+        let core: &[u8; HEADER_SIZE] = input.first_chunk()?;
+        Some(Header::parse(core).circuit)
     }
 
-    /// The fast path of both decodes: a whole, valid frame at the front of
-    /// `input`, between frames, is checked straight in `input` without
-    /// buffering its header. Anything else (a partial frame, or any check
-    /// failing) returns `None` with nothing consumed, and the general path
-    /// runs, so errors are reported exactly as it reports them.
-    fn whole<'a>(&mut self, input: &mut &'a [u8]) -> Option<FrameRef<'a>> {
+    /// Consumes the frame at the front of `input` and returns it where it
+    /// is, borrowed from `input`, if it is there whole, between frames,
+    /// and passes every check. Otherwise consumes nothing and returns
+    /// `None`: [`Decoder::decode`] then buffers it, or reports what is
+    /// wrong with it.
+    pub fn decode_in_place<'a>(&mut self, input: &mut &'a [u8]) -> Option<FrameRef<'a>> {
+        if self.phase != Phase::Core || !self.head.is_empty() {
+            return None;
+        }
+        let w = self.whole_at(input)?;
         let bytes: &'a [u8] = input;
+        let frame = FrameRef {
+            hdr: Header::parse(bytes.first_chunk()?),
+            ext: bytes.get(HEADER_SIZE..w.h)?,
+            aux: bytes.get(w.h..w.h.checked_add(w.aux_len)?)?,
+        };
+        *input = bytes.get(w.end..)?;
+        self.seq = self.seq.wrapping_add(1);
+        Some(frame)
+    }
+
+    /// The check of the fast path of both decodes: a whole, valid frame at
+    /// the front of `bytes`, between frames, is checked straight in
+    /// `bytes` without buffering its header. Anything else (a partial
+    /// frame, or any check failing) is `None`, and the general path runs,
+    /// so errors are reported exactly as it reports them.
+    #[inline(always)]
+    fn whole_at(&self, bytes: &[u8]) -> Option<Whole> {
         let core: &[u8; HEADER_SIZE] = bytes.first_chunk()?;
         let hdr = Header::parse(core);
         let h = hdr.header_size();
@@ -648,16 +672,36 @@ impl Decoder {
         if crc != hdr.hdr_crc || (aligned != 0 && crc32c(aux) != hdr.aux_crc) {
             return None;
         }
-        let aux = aux.get(..aux_len)?;
-        self.seq = self.seq.wrapping_add(1);
-        *input = bytes.get(end..)?;
-        Some(FrameRef { hdr, ext, aux })
+        Some(Whole { h, aux_len, end })
     }
 
-    /// [`Decoder::whole`] as an owned message.
+    /// The fast path of [`Decoder::decode`]: a whole frame
+    /// ([`Decoder::whole_at`]) as a message, built straight from the bytes
+    /// (a header parsed into a local and copied into the message once more
+    /// stalls store forwarding).
     fn decode_whole(&mut self, input: &mut &[u8]) -> Option<Message> {
-        self.whole(input).map(|f| f.to_message())
+        let w = self.whole_at(input)?;
+        let bytes: &[u8] = input;
+        let msg = Message {
+            hdr: Header::parse(bytes.first_chunk()?),
+            ext: owned(bytes.get(HEADER_SIZE..w.h)?),
+            aux: owned(bytes.get(w.h..w.h.checked_add(w.aux_len)?)?),
+        };
+        *input = bytes.get(w.end..)?;
+        self.seq = self.seq.wrapping_add(1);
+        Some(msg)
     }
+}
+
+/// Where the parts of a whole frame are ([`Decoder::whole_at`]).
+#[derive(Clone, Copy)]
+struct Whole {
+    /// Header size: the aux data starts there.
+    h: usize,
+    /// Aux bytes, unpadded.
+    aux_len: usize,
+    /// Length of the frame, padding included.
+    end: usize,
 }
 
 /// Bytes of the padding that [`Encoder::encode_head`] asks for, as a slice.
@@ -679,71 +723,69 @@ mod tests {
 
     #[test]
     fn in_place_decodes_whole_frames_where_they_are() {
-        let msgs = [
+        let mut msgs = [
             sample(cmd::LNK_PING, b""),
             sample(cmd::DBG_SHELL, b"tree\0"),
             sample(cmd::LNK_SPAN | cmd::CREATE, &[3; 4096]),
         ];
+        msgs[1].hdr.circuit = 0x42;
         let mut enc = Encoder::new(3);
         let mut wire = Vec::new();
         for m in &msgs {
             enc.encode(m, &mut wire).unwrap();
         }
-        // Whole in one input: every frame in place, equal to what decode
-        // gives.
         let mut by_decode = Vec::new();
         let mut d = Decoder::new();
         let mut input = &wire[..];
         while let Some(m) = d.decode(&mut input).unwrap() {
             by_decode.push(m);
         }
+        assert_eq!(by_decode.len(), 3);
+        // Whole in one input: every frame in place, equal to what decode
+        // gives, its circuit known before.
         let mut d = Decoder::new();
         let mut input = &wire[..];
         for want in &by_decode {
-            let Some(Decoded::InPlace(f)) = d.decode_in_place(&mut input).unwrap() else {
-                panic!("not in place");
-            };
+            assert_eq!(d.peek_circuit(input), Some(want.hdr.circuit));
+            let f = d.decode_in_place(&mut input).expect("in place");
             assert_eq!(&f.to_message(), want);
-            assert!(wire.as_ptr_range().contains(&f.aux.as_ptr()) || f.aux.is_empty());
+            assert!(f.aux.is_empty() || wire.as_ptr_range().contains(&f.aux.as_ptr()));
         }
         assert!(input.is_empty());
-        assert_eq!(d.decode_in_place(&mut input).unwrap(), None);
-        assert_eq!(by_decode.len(), 3);
+        assert_eq!(d.peek_circuit(input), None);
+        assert_eq!(d.decode_in_place(&mut input), None);
 
-        // Cut in the second frame: the first in place, the second a
-        // message once the rest comes, the third in place again.
+        // Cut in the second frame: the first in place; the second is not
+        // (nothing consumed), decode buffers it, then completes it as a
+        // message (no peeking meanwhile); the third in place again.
         let cut = 64 + 30;
         let mut d = Decoder::new();
         let mut input = &wire[..cut];
-        assert!(matches!(
-            d.decode_in_place(&mut input),
-            Ok(Some(Decoded::InPlace(_)))
-        ));
-        assert_eq!(d.decode_in_place(&mut input), Ok(None));
+        assert!(d.decode_in_place(&mut input).is_some());
+        assert_eq!(d.decode_in_place(&mut input), None);
+        assert_eq!(input.len(), 30);
+        assert_eq!(d.decode(&mut input), Ok(None));
+        assert_eq!(d.peek_circuit(&wire[cut..]), None);
         let mut input = &wire[cut..];
-        assert_eq!(
-            d.decode_in_place(&mut input),
-            Ok(Some(Decoded::Message(by_decode[1].clone())))
-        );
-        assert!(
-            matches!(d.decode_in_place(&mut input), Ok(Some(Decoded::InPlace(f))) if f.to_message() == by_decode[2])
-        );
+        assert_eq!(d.decode_in_place(&mut input), None);
+        assert_eq!(d.decode(&mut input), Ok(Some(by_decode[1].clone())));
+        let f = d.decode_in_place(&mut input).expect("in place");
+        assert_eq!(f.to_message(), by_decode[2]);
 
-        // A damaged frame (the second one's aux): the same error as
-        // decode's.
+        // A damaged frame (the second one's aux) is not taken in place:
+        // decode reports it.
         let mut bad = wire.clone();
         bad[64 * 2] ^= 1;
         let mut d = Decoder::new();
         let mut input = &bad[..];
+        assert!(d.decode_in_place(&mut input).is_some());
+        let before = input.len();
+        assert_eq!(d.decode_in_place(&mut input), None);
+        assert_eq!(input.len(), before);
         assert!(matches!(
-            d.decode_in_place(&mut input),
-            Ok(Some(Decoded::InPlace(_)))
+            d.decode(&mut input),
+            Err(DecodeError::AuxCrc { .. })
         ));
-        let e = d.decode_in_place(&mut input).unwrap_err();
-        let mut d2 = Decoder::new();
-        let mut input = &bad[..];
-        d2.decode(&mut input).unwrap();
-        assert_eq!(d2.decode(&mut input).unwrap_err(), e);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use body::{
     LnkVolconf, Media, MediaBlock, VolData,
 };
 pub use frame::{
-    validate, zero_pad, DecodeError, Decoded, Decoder, EncodeError, Encoder, FrameRef, Message,
+    validate, zero_pad, DecodeError, Decoder, EncodeError, Encoder, FrameRef, Message,
 };
 pub use header::{Header, HEADER_SIZE};
 pub use label::{Label, LabelError};
