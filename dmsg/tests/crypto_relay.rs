@@ -7,8 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod crypto_link_support;
+mod service_support;
 
-use crypto_link_support::{trusting_pair, wait_until, Keys, LOOPBACK, WAIT};
+use crypto_link_support::{trusting_pair, Keys, LOOPBACK};
 use dmsg::crypto::{LinkMode, OsRandom};
 use dmsg::link::Event;
 use dmsg::lnk::HubConfig;
@@ -18,6 +19,7 @@ use dmsg::service::{CircuitIncoming, Node, ServeOptions, ServiceHandle};
 use dmsg::sim::default_span;
 use dmsg::state::Origin;
 use dmsg::wire::{cmd, Message};
+use service_support::{numbered_aux, wait_until, WAIT};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -43,13 +45,6 @@ fn serve_encrypted(
         Ok(Some(s))
     });
     n.serve(sock, opts).unwrap()
-}
-
-/// Aux `i`: sizes from none to the largest, its index inside.
-fn numbered_aux(i: usize) -> Vec<u8> {
-    const SIZES: [usize; 8] = [0, 9, 100, 1000, 3000, 4096, 9000, 65536];
-    let len = SIZES[i % SIZES.len()];
-    (0..len).map(|k| (i * 31 + k) as u8).collect()
 }
 
 #[test]

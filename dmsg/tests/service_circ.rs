@@ -335,14 +335,6 @@ fn transactions_over_a_circuit_and_back() {
     l.stop();
 }
 
-/// Aux `i` of [`relayed_in_order_and_intact_read_whole_or_in_pieces`]:
-/// sizes that a 4 KiB read holds whole or not at all, its index inside.
-fn numbered_aux(i: usize) -> Vec<u8> {
-    const SIZES: [usize; 8] = [0, 9, 100, 1000, 3000, 4096, 9000, 65536];
-    let len = SIZES[i % SIZES.len()];
-    (0..len).map(|k| (i * 31 + k) as u8).collect()
-}
-
 #[test]
 fn relayed_in_order_and_intact_read_whole_or_in_pieces() {
     // The relay B reads what C sends on a link with the smallest read

@@ -387,12 +387,18 @@ fn bad_header_crc_takes_only_this_link_down() {
     assert_eq!(messages(&events(&mut a)).len(), 1);
 }
 
+/// A link that relays circuit 0x10 and ends circuit 0x20.
+fn relay_and_endpoint() -> Link {
+    let mut l = Link::default();
+    l.add_circuit(0x10, CircuitRole::Relay);
+    l.add_circuit(0x20, CircuitRole::Endpoint);
+    l
+}
+
 #[test]
 fn relay_frames_in_place_say_where_they_are() {
-    let mut b = Link::default();
+    let mut b = relay_and_endpoint();
     let mut peer = RawPeer::new();
-    b.add_circuit(0x10, CircuitRole::Relay);
-    b.add_circuit(0x20, CircuitRole::Endpoint);
     let mut big = Message::new(cmd::BLK_WRITE);
     big.hdr.circuit = 0x10;
     big.aux = (0..5000u32).map(|i| i as u8).collect();
@@ -439,9 +445,7 @@ fn relay_frames_in_place_say_where_they_are() {
     let evs = events(&mut b);
     assert!(matches!(&evs[..], [Event::Relay { msg }] if msg.hdr.cmd == cmd::BLK_FLUSH));
     // The same bytes through Link::receive: messages only.
-    let mut c = Link::default();
-    c.add_circuit(0x10, CircuitRole::Relay);
-    c.add_circuit(0x20, CircuitRole::Endpoint);
+    let mut c = relay_and_endpoint();
     c.receive(&input);
     let evs = events(&mut c);
     assert_eq!(evs.len(), 4);
@@ -450,10 +454,8 @@ fn relay_frames_in_place_say_where_they_are() {
 
 #[test]
 fn relay_and_endpoint_circuits() {
-    let mut b = Link::default();
+    let mut b = relay_and_endpoint();
     let mut peer = RawPeer::new();
-    b.add_circuit(0x10, CircuitRole::Relay);
-    b.add_circuit(0x20, CircuitRole::Endpoint);
     b.receive(&peer.msg(cmd::DBG_SHELL, 0, 0x10));
     b.receive(&peer.msg(cmd::LNK_SPAN | CREATE, 0x5, 0x20));
     let evs = events(&mut b);

@@ -125,3 +125,12 @@ pub fn full_listener() -> (rustix::fd::OwnedFd, TcpStream, SocketAddr) {
     let queued = TcpStream::connect(addr).unwrap();
     (l, queued, addr)
 }
+
+/// Aux data number `i` of a stream of relayed messages: sizes from none to
+/// the largest, some a 4 KiB read holds whole and some not, the index
+/// inside.
+pub fn numbered_aux(i: usize) -> Vec<u8> {
+    const SIZES: [usize; 8] = [0, 9, 100, 1000, 3000, 4096, 9000, 65536];
+    let len = SIZES[i % SIZES.len()];
+    (0..len).map(|k| (i * 31 + k) as u8).collect()
+}
