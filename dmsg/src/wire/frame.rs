@@ -492,6 +492,7 @@ impl Decoder {
     }
 
     /// True when no partial frame is buffered.
+    #[inline]
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Core && self.head.is_empty()
     }
@@ -509,7 +510,7 @@ impl Decoder {
     /// every call returns the same error and consumes nothing.
     #[inline(always)]
     pub fn decode(&mut self, input: &mut &[u8]) -> Result<Option<Message>, DecodeError> {
-        if self.phase == Phase::Core && self.head.is_empty() {
+        if self.is_idle() {
             if let Some(msg) = self.decode_whole(input) {
                 return Ok(Some(msg));
             }
@@ -609,7 +610,7 @@ impl Decoder {
     /// `input` holds less than a header.
     #[inline]
     pub fn peek_circuit(&self, input: &[u8]) -> Option<u64> {
-        if self.phase != Phase::Core || !self.head.is_empty() {
+        if !self.is_idle() {
             return None;
         }
         let core: &[u8; HEADER_SIZE] = input.first_chunk()?;
@@ -622,7 +623,7 @@ impl Decoder {
     /// `None`: [`Decoder::decode`] then buffers it, or reports what is
     /// wrong with it.
     pub fn decode_in_place<'a>(&mut self, input: &mut &'a [u8]) -> Option<FrameRef<'a>> {
-        if self.phase != Phase::Core || !self.head.is_empty() {
+        if !self.is_idle() {
             return None;
         }
         let w = self.whole_at(input)?;
