@@ -407,14 +407,17 @@ impl Driver {
             if !self.events.is_empty() {
                 let touched = &self.conn.shared.touched;
                 touched.store(false, Ordering::Relaxed);
-                while let Some(ev) = self.events.pop_front() {
-                    if self.in_place {
-                        if let Event::RelayFrame(first) = &ev {
-                            let first = *first;
-                            self.relay_frames(h, first);
-                            continue;
-                        }
+                loop {
+                    // Relayed frames are looked for at the front of the
+                    // queue, before an event is taken out of it: taken
+                    // out first, each event was copied twice.
+                    if self.in_place && matches!(self.events.front(), Some(Event::RelayFrame(_))) {
+                        self.relay_frames(h);
+                        continue;
                     }
+                    let Some(ev) = self.events.pop_front() else {
+                        break;
+                    };
                     if let Event::Down(e) = &ev {
                         let e = e.clone();
                         h.event(&self.conn, ev);
@@ -448,25 +451,18 @@ impl Driver {
         }
     }
 
-    /// Hands `first` and the [`Event::RelayFrame`]s right after it to
-    /// [`Handler::relay_frames`]: frames of the last read, which the
-    /// buffer holds until the next read, after every event (the link only
-    /// reports them from the bytes it was given there).
+    /// Takes the [`Event::RelayFrame`]s at the front of the queue and hands
+    /// them to [`Handler::relay_frames`]: frames of the last read, which
+    /// the buffer holds until the next read, after every event (the link
+    /// only reports them from the bytes it was given there).
     #[inline(never)]
-    fn relay_frames<H: Handler + ?Sized>(&mut self, h: &mut H, first: crate::link::FrameAt) {
+    fn relay_frames<H: Handler + ?Sized>(&mut self, h: &mut H) {
         let mut frames = Vec::new();
-        let mut next = Some(first);
-        while let Some(at) = next {
+        while let Some(Event::RelayFrame(at)) = self.events.front() {
             let frame = at.get(&self.rbuf);
             debug_assert!(frame.is_some(), "a frame out of the buffer");
             frames.extend(frame);
-            next = match self.events.front() {
-                Some(Event::RelayFrame(at)) => Some(*at),
-                _ => None,
-            };
-            if next.is_some() {
-                self.events.pop_front();
-            }
+            self.events.pop_front();
         }
         h.relay_frames(&self.conn, &frames);
     }
