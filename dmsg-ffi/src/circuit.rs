@@ -45,7 +45,7 @@ use dmsg::lnk::{CircuitId, CircuitKind, CircuitView, Hub, LinkId};
 use dmsg::runtime::Conn;
 use dmsg::service::{Node, ServiceEvent};
 use dmsg::state::{Origin, TxnId, TxnInfo};
-use dmsg::wire::{cmd, Message};
+use dmsg::wire::{cmd, FrameRef, Message};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -757,11 +757,33 @@ pub(crate) fn relay_received(iocom: *mut dmsg_iocom, msg: Message) -> Option<Mes
     };
     let r = node.with_hub(|hub, links| hub.relay_message(link, msg, links));
     if let Err(e) = r {
-        if crate::mirror::debug_level() >= 1 {
-            log(format_args!("relay on link {}: {e}", link.0));
-        }
+        log_refused(link, &e);
     }
     None
+}
+
+/// [`relay_received`] of frames left in the read buffer
+/// ([`Hub::relay_frame`]), all under one hold of the node's lock; false
+/// (nothing relayed) if the iocom is not attached.
+pub(crate) fn relay_frames_received(iocom: *mut dmsg_iocom, frames: &[FrameRef<'_>]) -> bool {
+    let Some((node, link, _)) = attachment(iocom) else {
+        return false;
+    };
+    node.with_hub(|hub, links| {
+        for frame in frames {
+            if let Err(e) = hub.relay_frame(link, frame, links) {
+                log_refused(link, &e);
+            }
+        }
+    });
+    true
+}
+
+/// Logs a relayed message the node refused (at debug level 1).
+fn log_refused(link: LinkId, e: &dmsg::lnk::LnkError) {
+    if crate::mirror::debug_level() >= 1 {
+        log(format_args!("relay on link {}: {e}", link.0));
+    }
 }
 
 /// `dmsg_msg_write` of a C `LNK_CIRC|CREATE` on `circuit0` of an attached

@@ -38,7 +38,7 @@ use dmsg::link::{Event, SendError};
 use dmsg::runtime::{Conn, Driver, Handler};
 use dmsg::state::{Origin, TxnId, TxnInfo};
 use dmsg::wire::cmd::{self, CREATE, DELETE};
-use dmsg::wire::{doalign, Header, Message, HDR_MAX, HEADER_SIZE};
+use dmsg::wire::{doalign, FrameRef, Header, Message, HDR_MAX, HEADER_SIZE};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -759,6 +759,21 @@ impl CoreHandler {
 }
 
 impl Handler for CoreHandler {
+    fn relays_in_place(&self) -> bool {
+        true
+    }
+
+    fn relay_frames(&mut self, _conn: &Conn, frames: &[FrameRef<'_>]) {
+        if !crate::circuit::relay_frames_received(self.iocom, frames) {
+            for f in frames {
+                log(format_args!(
+                    "message on circuit {:016x} dropped: the link is not attached to a node",
+                    f.hdr.circuit
+                ));
+            }
+        }
+    }
+
     fn event(&mut self, _conn: &Conn, ev: Event) {
         match ev {
             Event::Message { msg, txn } => {
@@ -787,8 +802,7 @@ impl Handler for CoreHandler {
                     ));
                 }
             }
-            // Only reported to a handler that relays in place; this one
-            // takes relayed traffic as Event::Relay.
+            // Handed to CoreHandler::relay_frames instead.
             Event::RelayFrame(_) => {}
             Event::Down(e) => {
                 // SAFETY: the iocom is live while its core runs; nothing
